@@ -1,0 +1,232 @@
+"""Reading and validating prediction records from JSONL or CSV.
+
+A record is ``{"id", "prediction", "reference", "image"?}``; other fields are kept in
+``Record.extra`` and passed through. Field names can be mapped (``--prediction-field`` …).
+
+Bad-line policy (documented in the README):
+* default: every line is checked; if any is bad, nothing is scored and one ``InputError``
+  lists the bad lines (up to 20, then a count) with line number, field and the fix;
+* ``skip_invalid=True``: bad lines are skipped, each is reported in ``Records.skipped``
+  (line, id if known, reason), and ``summary.json`` lists them — nothing is dropped silently.
+
+An empty or whitespace-only *prediction* is a valid record (a generator that writes nothing
+must score 0, not vanish from the average); an empty *reference* is invalid (nothing to
+compare against). Reports longer than ``max_chars`` (default 100,000 characters, ~50 times a
+long MIMIC-CXR report) are rejected so a runaway generation is noticed rather than silently
+costing minutes; raise the limit to score them.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from radeval.errors import InputError
+
+DEFAULT_MAX_CHARS = 100_000
+MAX_ERRORS_SHOWN = 20
+
+
+@dataclass
+class Record:
+    id: str
+    prediction: str
+    reference: str
+    image: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    line: int = 0
+
+
+@dataclass(frozen=True)
+class Skipped:
+    line: int
+    id: str | None
+    reason: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"line": self.line, "id": self.id, "reason": self.reason}
+
+
+class Records(list):
+    """A list of :class:`Record` that also carries the lines that were skipped and why."""
+
+    def __init__(self, items: Sequence[Record] = (), skipped: Sequence[Skipped] = (), source: str = ""):
+        super().__init__(items)
+        self.skipped: list[Skipped] = list(skipped)
+        self.source = source
+
+
+@dataclass(frozen=True)
+class FieldMap:
+    id: str = "id"
+    prediction: str = "prediction"
+    reference: str = "reference"
+    image: str = "image"
+
+
+def _validate(obj: Any, line: int, fields: FieldMap, max_chars: int) -> Record:
+    """Turn one parsed object into a Record or raise ValueError with a message naming the field."""
+    if not isinstance(obj, dict):
+        raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
+    rid = obj.get(fields.id)
+    if rid is None:
+        raise ValueError(f"missing field {fields.id!r} (the record id; map another field with --id-field)")
+    if isinstance(rid, bool) or not isinstance(rid, (str, int)):
+        raise ValueError(f"field {fields.id!r} must be a string or integer, got {type(rid).__name__}")
+    rid = str(rid)
+    if not rid.strip():
+        raise ValueError(f"field {fields.id!r} is empty")
+    texts = {}
+    for role, name in (("prediction", fields.prediction), ("reference", fields.reference)):
+        if name not in obj or obj[name] is None:
+            raise ValueError(f"missing field {name!r} (the {role}; map another field with --{role}-field)")
+        value = obj[name]
+        if not isinstance(value, str):
+            raise ValueError(f"field {name!r} must be a string, got {type(value).__name__}")
+        if len(value) > max_chars:
+            raise ValueError(
+                f"field {name!r} has {len(value):,} characters (limit {max_chars:,}); "
+                "raise the limit with --max-report-chars or truncate the text"
+            )
+        texts[role] = value
+    if not texts["reference"].strip():
+        raise ValueError(f"field {fields.reference!r} is empty: there is nothing to compare against")
+    image = obj.get(fields.image)
+    if image is not None and not isinstance(image, str):
+        if isinstance(image, list) and image and all(isinstance(p, str) for p in image):
+            image = image[0]  # R2Gen-style image_path lists: the first view is the one scored
+        else:
+            raise ValueError(f"field {fields.image!r} must be a path string, got {type(image).__name__}")
+    known = {fields.id, fields.prediction, fields.reference, fields.image}
+    extra = {k: v for k, v in obj.items() if k not in known}
+    return Record(rid, texts["prediction"], texts["reference"], image, extra, line)
+
+
+def _jsonl_objects(data: bytes) -> Iterator[tuple[int, Any | Exception]]:
+    for lineno, raw in enumerate(data.splitlines(), start=1):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            yield lineno, ValueError(
+                f"not valid UTF-8 (byte 0x{raw[e.start]:02x} at column {e.start + 1}); re-encode the file as UTF-8"
+            )
+            continue
+        if not text.strip():
+            continue  # blank lines are not records
+        try:
+            yield lineno, json.loads(text)
+        except json.JSONDecodeError as e:
+            yield lineno, ValueError(f"malformed JSON ({e.msg} at column {e.colno})")
+
+
+def _csv_objects(data: bytes) -> Iterator[tuple[int, Any | Exception]]:
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        yield line, ValueError(f"not valid UTF-8 (byte 0x{data[e.start]:02x}); re-encode the file as UTF-8")
+        return
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        for row in reader:
+            if None in row:
+                yield reader.line_num, ValueError("more values than header columns")
+                continue
+            yield reader.line_num, row
+    except csv.Error as e:
+        yield reader.line_num, ValueError(f"malformed CSV ({e})")
+
+
+def detect_format(path: Path, fmt: str | None) -> str:
+    if fmt:
+        if fmt not in ("jsonl", "csv"):
+            raise InputError(f"unknown input format {fmt!r}; use jsonl or csv")
+        return fmt
+    return "csv" if path.suffix.lower() == ".csv" else "jsonl"
+
+
+def read_records(
+    path: str | Path,
+    *,
+    fields: FieldMap | None = None,
+    skip_invalid: bool = False,
+    max_chars: int = DEFAULT_MAX_CHARS,
+    fmt: str | None = None,
+) -> Records:
+    """Read and validate every record of a JSONL or CSV file (see the module doc for the policy)."""
+    path = Path(path)
+    fields = fields or FieldMap()
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory, expected a JSONL or CSV file")
+    data = path.read_bytes()
+    fmt = detect_format(path, fmt)
+    objects = _csv_objects(data) if fmt == "csv" else _jsonl_objects(data)
+    return validate_objects(objects, fields=fields, skip_invalid=skip_invalid, max_chars=max_chars, source=str(path))
+
+
+def validate_objects(
+    objects: Iterator[tuple[int, Any]] | Sequence[tuple[int, Any]],
+    *,
+    fields: FieldMap | None = None,
+    skip_invalid: bool = False,
+    max_chars: int = DEFAULT_MAX_CHARS,
+    source: str = "<records>",
+) -> Records:
+    fields = fields or FieldMap()
+    good: list[Record] = []
+    bad: list[Skipped] = []
+    first_line: dict[str, int] = {}
+    for lineno, obj in objects:
+        rid = obj.get(fields.id) if isinstance(obj, dict) else None
+        rid = str(rid) if isinstance(rid, (str, int)) and not isinstance(rid, bool) else None
+        try:
+            if isinstance(obj, Exception):
+                raise obj
+            rec = _validate(obj, lineno, fields, max_chars)
+            if rec.id in first_line:
+                raise ValueError(f"duplicate id {rec.id!r} (first seen on line {first_line[rec.id]})")
+        except ValueError as e:
+            bad.append(Skipped(lineno, rid, str(e)))
+            continue
+        first_line[rec.id] = lineno
+        good.append(rec)
+    if bad and not skip_invalid:
+        shown = "\n".join(f"  {source}:{s.line}: {s.reason}" for s in bad[:MAX_ERRORS_SHOWN])
+        more = f"\n  … and {len(bad) - MAX_ERRORS_SHOWN} more" if len(bad) > MAX_ERRORS_SHOWN else ""
+        raise InputError(
+            f"{len(bad)} invalid record(s) in {source}; nothing was scored:\n{shown}{more}\n"
+            "Fix them, or pass --skip-invalid to score the valid records and list the skipped ones."
+        )
+    if not good:
+        raise InputError(f"{source}: no valid records to score")
+    return Records(good, bad, source)
+
+
+def records_from_lists(
+    predictions: Sequence[str],
+    references: Sequence[str],
+    ids: Sequence[str] | None = None,
+    images: Sequence[str | None] | None = None,
+    max_chars: int = DEFAULT_MAX_CHARS,
+) -> Records:
+    """Build validated records from parallel lists (the Python API's convenience path)."""
+    if len(predictions) != len(references):
+        raise InputError(f"{len(predictions)} predictions but {len(references)} references")
+    if ids is None:
+        ids = [str(i) for i in range(len(predictions))]
+    if len(ids) != len(predictions) or (images is not None and len(images) != len(predictions)):
+        raise InputError("ids/images must have one entry per prediction")
+    objs = []
+    for i, (rid, p, r) in enumerate(zip(ids, predictions, references)):
+        o = {"id": rid, "prediction": p, "reference": r}
+        if images is not None:
+            o["image"] = images[i]
+        objs.append((i + 1, o))
+    return validate_objects(objs, max_chars=max_chars, source="<lists>")

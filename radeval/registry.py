@@ -1,0 +1,208 @@
+"""Metric registry: name -> factory, presets, and third-party metrics via entry points.
+
+Factories are stored as ``"module:attr"`` strings and imported only when a metric is asked
+for, so listing metrics never imports torch. Third-party packages register metrics under the
+entry-point group ``radeval.metrics`` (name = metric name, value = ``module:factory``); the
+factory takes keyword options and returns a :class:`radeval.metric.Metric`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any, Callable
+
+from radeval.errors import ConfigError, MetricNotFound
+from radeval.metric import Metric
+
+ENTRY_POINT_GROUP = "radeval.metrics"
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    name: str
+    target: str  # "module:attr" of a factory / Metric subclass
+    keys: tuple[str, ...]
+    summary: str
+    extra: str | None = None  # pip extra that provides its dependencies
+    offline: bool = True  # runs with nothing downloaded
+    options: dict[str, str] = field(default_factory=dict)  # option -> help
+
+
+_REGISTRY: dict[str, MetricSpec] = {}
+_ENTRY_POINTS_LOADED = False
+
+PRESETS: dict[str, tuple[str, ...]] = {
+    # pure Python, runs on a fresh offline core install
+    "default": ("bleu", "rouge_l", "chexpert_rules"),
+    # VALOR Table 1 columns: BLEU (mean of 1-4), ROUGE-L, METEOR, CheXbert F1, GREEN, RaTEScore
+    "valor": ("bleu", "rouge_l", "meteor", "chexbert", "green", "ratescore"),
+    # RadVLM-GRPO report-generation table columns
+    "radvlm": ("bleu", "rouge_l", "bertscore", "radgraph", "chexbert", "radcliq"),
+}
+
+
+def register(spec: MetricSpec, *, replace: bool = False) -> None:
+    if spec.name in _REGISTRY and not replace:
+        raise ConfigError(f"metric {spec.name!r} is already registered")
+    if spec.name in PRESETS or spec.name == "all":
+        raise ConfigError(f"metric name {spec.name!r} clashes with a preset name")
+    _REGISTRY[spec.name] = spec
+
+
+def _load_entry_points() -> None:
+    global _ENTRY_POINTS_LOADED
+    if _ENTRY_POINTS_LOADED:
+        return
+    _ENTRY_POINTS_LOADED = True
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name in _REGISTRY:
+            continue  # built-ins win; a plug-in cannot silently redefine a key
+        _REGISTRY[ep.name] = MetricSpec(
+            name=ep.name,
+            target=ep.value,
+            keys=(),
+            summary=f"third-party metric from {ep.dist.name if ep.dist else ep.value}",
+            offline=False,
+        )
+
+
+def specs() -> dict[str, MetricSpec]:
+    _load_entry_points()
+    return dict(_REGISTRY)
+
+
+def list_metrics() -> list[str]:
+    return sorted(specs())
+
+
+def _import(target: str) -> Callable[..., Metric]:
+    module, _, attr = target.partition(":")
+    try:
+        mod = importlib.import_module(module)
+    except ImportError as e:  # a missing extra: name it
+        from radeval.errors import DependencyError
+
+        raise DependencyError(
+            f"cannot import {module!r} ({e}); install the extra that provides it"
+        ) from e
+    return getattr(mod, attr)
+
+
+def get_metric(name: str, **options: Any) -> Metric:
+    """Instantiate a registered metric with keyword options (e.g. ``tokenize="ptb"``)."""
+    all_specs = specs()
+    if name not in all_specs:
+        raise MetricNotFound(
+            f"unknown metric {name!r}; known metrics: {', '.join(sorted(all_specs))}; "
+            f"presets: {', '.join(sorted(PRESETS) + ['all'])}"
+        )
+    spec = all_specs[name]
+    if spec.extra:
+        try:
+            factory = _import(spec.target)
+        except Exception as e:
+            from radeval.errors import DependencyError
+
+            if isinstance(e, DependencyError):
+                raise DependencyError(
+                    f"metric {name!r} needs the [{spec.extra}] extra: "
+                    f"pip install 'radeval-toolkit[{spec.extra}]' ({e})"
+                ) from e
+            raise
+    else:
+        factory = _import(spec.target)
+    try:
+        metric = factory(**options)
+    except TypeError as e:
+        raise ConfigError(f"bad option for metric {name!r}: {e}") from e
+    if not isinstance(metric, Metric):
+        raise ConfigError(f"factory for {name!r} returned {type(metric).__name__}, not a Metric")
+    return metric
+
+
+def resolve(names: str | list[str] | tuple[str, ...]) -> list[str]:
+    """Expand a comma list of metric and preset names into metric names, in order, no repeats."""
+    if isinstance(names, str):
+        names = [n.strip() for n in names.split(",") if n.strip()]
+    out: list[str] = []
+    known = specs()
+    for n in names:
+        if n == "all":
+            expanded: tuple[str, ...] = tuple(sorted(known))
+        elif n in PRESETS:
+            expanded = PRESETS[n]
+        elif n in known:
+            expanded = (n,)
+        else:
+            raise MetricNotFound(
+                f"unknown metric or preset {n!r}; metrics: {', '.join(sorted(known))}; "
+                f"presets: {', '.join(sorted(PRESETS) + ['all'])}"
+            )
+        for e in expanded:
+            if e not in out:
+                out.append(e)
+    return out
+
+
+def _builtin(name: str, target: str, keys: tuple[str, ...], summary: str, **kw: Any) -> None:
+    register(MetricSpec(name=name, target=target, keys=keys, summary=summary, **kw))
+
+
+_builtin(
+    "bleu",
+    "radeval.metrics.nlg:Bleu",
+    ("bleu_1", "bleu_2", "bleu_3", "bleu_4", "bleu_mean"),
+    "BLEU-1..4 as pycocoevalcap Bleu(4) (corpus, closest ref length) and their mean",
+    options={"tokenize": "r2gen-mimic (default) | r2gen-iu | whitespace | ptb"},
+)
+_builtin(
+    "rouge_l",
+    "radeval.metrics.nlg:RougeL",
+    ("rouge_l",),
+    "ROUGE-L F (beta 1.2) as pycocoevalcap Rouge",
+    options={"tokenize": "r2gen-mimic (default) | r2gen-iu | whitespace | ptb"},
+)
+_builtin(
+    "rouge_l_stemmed",
+    "radeval.metrics.nlg:RougeLStemmed",
+    ("rouge_l_stemmed",),
+    "ROUGE-L F1 as rouge-score with the Porter stemmer (RadEval's convention)",
+)
+_builtin(
+    "meteor",
+    "radeval.metrics.meteor:Meteor",
+    ("meteor",),
+    "METEOR 1.5 as pycocoevalcap's jar (-l en -norm), corpus from the jar's aggregate statistics",
+    extra="coco",
+)
+_builtin(
+    "bertscore",
+    "radeval.metrics.bertscore:BertScore",
+    ("bertscore_f1", "bertscore_precision", "bertscore_recall"),
+    "BERTScore, distilbert-base-uncased layer 5, baseline-rescaled (ViLMedic/RadEval convention)",
+    extra="bertscore",
+    offline=False,
+)
+_builtin(
+    "bertscore_minilm",
+    "radeval.metrics.bertscore:BertScoreMiniLM",
+    ("bertscore_minilm_f1", "bertscore_minilm_precision", "bertscore_minilm_recall"),
+    "BERTScore on the packaged all-MiniLM-L6-v2 weights (offline; no rescaling baseline)",
+    extra="bertscore",
+)
+_builtin(
+    "chexpert_rules",
+    "radeval.metrics.clinical:CheXpertRulesF1",
+    ("chexpert_f1",),
+    "CheXpert 14-observation F1 from radeval's offline rule-based CheXpert-style labeler",
+)
+_builtin(
+    "chexbert",
+    "radeval.metrics.clinical:CheXbertF1",
+    ("chexbert_f1",),
+    "CheXpert 14-observation F1 from the CheXbert labeler (chexbert.pth)",
+    extra="clinical",
+    offline=False,
+)

@@ -1,0 +1,99 @@
+"""Text normalisation modes for the lexical metrics, each named in the metric's signature.
+
+Papers differ in what they do to a report before n-gram matching, and the numbers move by
+several points between conventions:
+
+* ``whitespace``: the text as given, split on whitespace (RadEval's BLEU).
+* ``r2gen-iu`` / ``r2gen-mimic``: the report cleaning of the R2Gen code base
+  (``clean_report_iu_xray`` / ``clean_report_mimic_cxr`` of its tokenizer): list-number and
+  repeated-dot removal, lower-casing, sentence split on ``". "``, punctuation stripped, then
+  sentences joined with ``" . "``. Most IU-Xray / MIMIC-CXR report-generation papers since
+  2020 (R2Gen, R2GenCMN, METransformer and their descendants) compute BLEU/METEOR/ROUGE with
+  pycocoevalcap on this text, without the PTB tokenizer.
+* ``ptb``: the coco-caption Stanford PTB tokenizer (lower-cased, punctuation tokens dropped),
+  as pycocoevalcap's ``PTBTokenizer``; needs Java and the ``[coco]`` extra.
+
+Default: ``r2gen-mimic``. It is the convention behind most published IU-Xray/MIMIC-CXR tables,
+it is pure Python (runs on a fresh core install), and it makes case and punctuation style not
+count as n-gram errors. On IU-Xray-style text it gives the same tokens as ``r2gen-iu`` except
+for newlines (treated as spaces) and runs of more than 8 dots.
+
+Each mode returns a normalised *string*; each metric then splits it the way its reference
+implementation does (pycocoevalcap's BLEU splits on whitespace, its ROUGE-L on single spaces).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from radeval.errors import ConfigError
+
+TOKENIZE_MODES = ("r2gen-mimic", "r2gen-iu", "whitespace", "ptb")
+DEFAULT_TOKENIZE = "r2gen-mimic"
+
+# R2Gen's sentence cleaner deletes these characters. Its pattern writes ":-\[" inside the
+# class, which is a *range* from ':' to '[' (so it also deletes ;<=>?@ and A-Z, the latter
+# harmless after lower-casing); we spell the same set out.
+_R2GEN_STRIP = re.compile(r"[.,?;*!%^&_+()\]{}\x3a-\x5b]")
+_R2GEN_DELETE = str.maketrans("", "", "\"/\\'")
+
+# (old, new, how many successive str.replace passes R2Gen applies)
+_IU_REPLACEMENTS: tuple[tuple[str, str, int], ...] = (
+    ("..", ".", 3),
+    ("1. ", "", 1),
+    (". 2. ", ". ", 1),
+    (". 3. ", ". ", 1),
+    (". 4. ", ". ", 1),
+    (". 5. ", ". ", 1),
+    (" 2. ", ". ", 1),
+    (" 3. ", ". ", 1),
+    (" 4. ", ". ", 1),
+    (" 5. ", ". ", 1),
+)
+_MIMIC_REPLACEMENTS: tuple[tuple[str, str, int], ...] = (
+    ("\n", " ", 1),
+    ("__", "_", 7),
+    ("  ", " ", 6),
+    ("..", ".", 8),
+) + _IU_REPLACEMENTS[1:]
+
+
+def _r2gen_clean(text: str, replacements: tuple[tuple[str, str, int], ...]) -> str:
+    for old, new, times in replacements:
+        for _ in range(times):
+            text = text.replace(old, new)
+    sentences = text.strip().lower().split(". ")
+    cleaned = [_R2GEN_STRIP.sub("", s.translate(_R2GEN_DELETE).strip().lower()) for s in sentences]
+    # R2Gen keeps empty sentences (its filter compares a string with a list, always true).
+    return " . ".join(cleaned) + " ."
+
+
+def clean_r2gen_iu(text: str) -> str:
+    """R2Gen's IU-Xray report cleaning."""
+    return _r2gen_clean(text, _IU_REPLACEMENTS)
+
+
+def clean_r2gen_mimic(text: str) -> str:
+    """R2Gen's MIMIC-CXR report cleaning."""
+    return _r2gen_clean(text, _MIMIC_REPLACEMENTS)
+
+
+def check_mode(mode: str) -> str:
+    if mode not in TOKENIZE_MODES:
+        raise ConfigError(f"unknown tokenize mode {mode!r}; choose one of {', '.join(TOKENIZE_MODES)}")
+    return mode
+
+
+def normalize(texts: Sequence[str], mode: str) -> list[str]:
+    """Normalise a batch of texts in one mode (batched because the PTB mode runs one JVM)."""
+    check_mode(mode)
+    if mode == "whitespace":
+        return list(texts)
+    if mode == "r2gen-iu":
+        return [clean_r2gen_iu(t) for t in texts]
+    if mode == "r2gen-mimic":
+        return [clean_r2gen_mimic(t) for t in texts]
+    from radeval.coco import ptb_tokenize
+
+    return ptb_tokenize(texts)
