@@ -107,8 +107,9 @@ def _validate(obj: Any, line: int, fields: FieldMap, max_chars: int) -> Record:
     return Record(rid, texts["prediction"], texts["reference"], image, extra, line)
 
 
-def _jsonl_objects(data: bytes) -> Iterator[tuple[int, Any | Exception]]:
-    for lineno, raw in enumerate(data.splitlines(), start=1):
+def _jsonl_objects(lines: Iterator[bytes]) -> Iterator[tuple[int, Any | Exception]]:
+    for lineno, raw in enumerate(lines, start=1):
+        raw = raw.rstrip(b"\r\n")
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as e:
@@ -124,22 +125,34 @@ def _jsonl_objects(data: bytes) -> Iterator[tuple[int, Any | Exception]]:
             yield lineno, ValueError(f"malformed JSON ({e.msg} at column {e.colno})")
 
 
-def _csv_objects(data: bytes) -> Iterator[tuple[int, Any | Exception]]:
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = data[: e.start].count(b"\n") + 1
-        yield line, ValueError(f"not valid UTF-8 (byte 0x{data[e.start]:02x}); re-encode the file as UTF-8")
-        return
-    reader = csv.DictReader(io.StringIO(text, newline=""))
+def _csv_objects(handle: io.BufferedReader) -> Iterator[tuple[int, Any | Exception]]:
+    text = io.TextIOWrapper(handle, encoding="utf-8-sig", newline="")
+    reader = csv.DictReader(text)
     try:
         for row in reader:
             if None in row:
                 yield reader.line_num, ValueError("more values than header columns")
                 continue
             yield reader.line_num, row
+    except UnicodeDecodeError as e:
+        yield reader.line_num + 1, ValueError(f"not valid UTF-8 (byte 0x{e.object[e.start]:02x}); re-encode the file as UTF-8")
     except csv.Error as e:
         yield reader.line_num, ValueError(f"malformed CSV ({e})")
+
+
+def iter_objects(path: str | Path, fmt: str | None = None) -> Iterator[tuple[int, Any | Exception]]:
+    """Stream (line number, parsed object or the parse error) from a JSONL or CSV file."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory, expected a JSONL or CSV file")
+    fmt = detect_format(path, fmt)
+    with open(path, "rb") as handle:
+        if fmt == "csv":
+            yield from _csv_objects(handle)
+        else:
+            yield from _jsonl_objects(iter(handle))
 
 
 def detect_format(path: Path, fmt: str | None) -> str:
@@ -159,16 +172,42 @@ def read_records(
     fmt: str | None = None,
 ) -> Records:
     """Read and validate every record of a JSONL or CSV file (see the module doc for the policy)."""
-    path = Path(path)
-    fields = fields or FieldMap()
-    if not path.exists():
-        raise InputError(f"{path}: no such file")
-    if path.is_dir():
-        raise InputError(f"{path}: is a directory, expected a JSONL or CSV file")
-    data = path.read_bytes()
-    fmt = detect_format(path, fmt)
-    objects = _csv_objects(data) if fmt == "csv" else _jsonl_objects(data)
-    return validate_objects(objects, fields=fields, skip_invalid=skip_invalid, max_chars=max_chars, source=str(path))
+    return validate_objects(
+        iter_objects(path, fmt), fields=fields, skip_invalid=skip_invalid, max_chars=max_chars, source=str(path)
+    )
+
+
+class Validator:
+    """Checks parsed objects one by one (streaming), remembering ids to catch duplicates."""
+
+    def __init__(self, fields: FieldMap | None = None, max_chars: int = DEFAULT_MAX_CHARS):
+        self.fields = fields or FieldMap()
+        self.max_chars = max_chars
+        self.first_line: dict[str, int] = {}
+
+    def check(self, lineno: int, obj: Any) -> Record | Skipped:
+        f = self.fields
+        rid = obj.get(f.id) if isinstance(obj, dict) else None
+        rid = str(rid) if isinstance(rid, (str, int)) and not isinstance(rid, bool) else None
+        try:
+            if isinstance(obj, Exception):
+                raise obj
+            rec = _validate(obj, lineno, f, self.max_chars)
+            if rec.id in self.first_line:
+                raise ValueError(f"duplicate id {rec.id!r} (first seen on line {self.first_line[rec.id]})")
+        except ValueError as e:
+            return Skipped(lineno, rid, str(e))
+        self.first_line[rec.id] = lineno
+        return rec
+
+
+def invalid_records_error(bad: Sequence[Skipped], source: str) -> InputError:
+    shown = "\n".join(f"  {source}:{s.line}: {s.reason}" for s in bad[:MAX_ERRORS_SHOWN])
+    more = f"\n  … and {len(bad) - MAX_ERRORS_SHOWN} more" if len(bad) > MAX_ERRORS_SHOWN else ""
+    return InputError(
+        f"{len(bad)} invalid record(s) in {source}; nothing was scored:\n{shown}{more}\n"
+        "Fix them, or pass --skip-invalid to score the valid records and list the skipped ones."
+    )
 
 
 def validate_objects(
@@ -179,31 +218,14 @@ def validate_objects(
     max_chars: int = DEFAULT_MAX_CHARS,
     source: str = "<records>",
 ) -> Records:
-    fields = fields or FieldMap()
+    validator = Validator(fields, max_chars)
     good: list[Record] = []
     bad: list[Skipped] = []
-    first_line: dict[str, int] = {}
     for lineno, obj in objects:
-        rid = obj.get(fields.id) if isinstance(obj, dict) else None
-        rid = str(rid) if isinstance(rid, (str, int)) and not isinstance(rid, bool) else None
-        try:
-            if isinstance(obj, Exception):
-                raise obj
-            rec = _validate(obj, lineno, fields, max_chars)
-            if rec.id in first_line:
-                raise ValueError(f"duplicate id {rec.id!r} (first seen on line {first_line[rec.id]})")
-        except ValueError as e:
-            bad.append(Skipped(lineno, rid, str(e)))
-            continue
-        first_line[rec.id] = lineno
-        good.append(rec)
+        item = validator.check(lineno, obj)
+        (bad if isinstance(item, Skipped) else good).append(item)
     if bad and not skip_invalid:
-        shown = "\n".join(f"  {source}:{s.line}: {s.reason}" for s in bad[:MAX_ERRORS_SHOWN])
-        more = f"\n  … and {len(bad) - MAX_ERRORS_SHOWN} more" if len(bad) > MAX_ERRORS_SHOWN else ""
-        raise InputError(
-            f"{len(bad)} invalid record(s) in {source}; nothing was scored:\n{shown}{more}\n"
-            "Fix them, or pass --skip-invalid to score the valid records and list the skipped ones."
-        )
+        raise invalid_records_error(bad, source)
     if not good:
         raise InputError(f"{source}: no valid records to score")
     return Records(good, bad, source)

@@ -100,6 +100,10 @@ class Result:
         keys = self.keys
         return [{"id": rid, **{k: _num(sample[k][i]) for k in keys}} for i, rid in enumerate(self.ids)]
 
+    def per_sample_jsonl(self) -> str:
+        sample, keys = self.per_sample, self.keys
+        return "".join(per_sample_line(rid, keys, sample, i) for i, rid in enumerate(self.ids))
+
     def to_markdown(self) -> str:
         lines = ["| metric | score | 95% CI | better |", "| --- | ---: | --- | --- |"]
         for k in self.keys:
@@ -124,7 +128,7 @@ class Result:
             raise InputError(f"--output {out} exists and is not a directory")
         out.mkdir(parents=True, exist_ok=True)
         rows = self.per_sample_rows()
-        per_sample_jsonl = "".join(json.dumps(r, ensure_ascii=False, allow_nan=False) + "\n" for r in rows)
+        per_sample_jsonl = self.per_sample_jsonl()
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=["id", *self.keys], lineterminator="\n")
         writer.writeheader()
@@ -145,6 +149,12 @@ class Result:
 
     def compare(self, other: Result, **kw: Any) -> dict[str, dict[str, Any]]:
         return compare(self, other, **kw)
+
+
+def per_sample_line(rid: str, keys: Sequence[str], sample: Mapping[str, np.ndarray], i: int) -> str:
+    """One line of per_sample.jsonl; the single serialiser every writer uses (byte-identical outputs)."""
+    row = {"id": rid, **{k: _num(sample[k][i]) for k in keys}}
+    return json.dumps(row, ensure_ascii=False, allow_nan=False) + "\n"
 
 
 def _num(x: Any) -> float | None:
@@ -250,14 +260,8 @@ def evaluate(
     hyps = [r.prediction for r in records]
     refs = [r.reference for r in records]
     imgs = [r.image for r in records]
-    order = np.argsort(np.array(ids_list, dtype=object), kind="stable")
 
     runs: dict[str, MetricRun] = {}
-    corpus: dict[str, float] = {}
-    ci95: dict[str, tuple[float, float] | None] = {}
-    signatures: dict[str, str] = {}
-    directions: dict[str, bool] = {}
-    details: dict[str, Any] = {}
     n = len(records)
     for metric in metric_objs:
         chunks = []
@@ -269,19 +273,42 @@ def evaluate(
         stats = np.concatenate(chunks) if chunks else np.zeros((0, len(metric.stat_names)))
         sample = {k: np.asarray(v, dtype=np.float64) for k, v in metric.sample_values(stats).items()}
         runs[metric.name] = MetricRun(metric, stats, sample)
+    skipped = list(records.skipped) if isinstance(records, Records) else []
+    return summarise(ids_list, runs, bootstrap=bootstrap, seed=seed, confidence=confidence, skipped=skipped)
+
+
+def summarise(
+    ids: list[str],
+    runs: dict[str, MetricRun],
+    *,
+    bootstrap: int,
+    seed: int,
+    confidence: float,
+    skipped: Sequence[Any] = (),
+) -> Result:
+    """Corpus scores, CIs (rows in sorted-id order), signatures and details from per-record stats."""
+    order = np.argsort(np.array(ids, dtype=object), kind="stable")
+    corpus: dict[str, float] = {}
+    ci95: dict[str, tuple[float, float] | None] = {}
+    signatures: dict[str, str] = {}
+    directions: dict[str, bool] = {}
+    details: dict[str, Any] = {}
+    for run in runs.values():
+        metric, stats = run.metric, run.stats
         values = metric.corpus(stats)
         intervals = bootstrap_ci(metric, stats[order], n_resamples=bootstrap, seed=seed, confidence=confidence)
-        det = metric.details(exact_column_sums(stats))
-        if det is not None:
-            details[metric.name] = det
+        if len(stats):
+            det = metric.details(exact_column_sums(stats))
+            if det is not None:
+                details[metric.name] = det
         for k in metric.keys:
             corpus[k] = values[k]
             ci95[k] = intervals[k]
             signatures[k] = metric.signature
             directions[k] = metric.higher_is_better(k)
-    skipped = [s.as_dict() for s in getattr(records, "skipped", [])] if isinstance(records, Records) else []
+    skipped_dicts = [s.as_dict() if hasattr(s, "as_dict") else dict(s) for s in skipped]
     settings = {"bootstrap": bootstrap, "seed": seed, "confidence": confidence, "ci": "percentile"}
-    return Result(ids_list, runs, corpus, ci95, signatures, directions, details, skipped, settings)
+    return Result(list(ids), runs, corpus, ci95, signatures, directions, details, skipped_dicts, settings)
 
 
 def compare(

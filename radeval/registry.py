@@ -9,9 +9,10 @@ factory takes keyword options and returns a :class:`radeval.metric.Metric`.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
-from typing import Any, Callable
+from typing import Any
 
 from radeval.errors import ConfigError, MetricNotFound
 from radeval.metric import Metric

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -62,17 +62,21 @@ def _progress(quiet: bool):
     return bar, update
 
 
-def _load(path: Path, fields, skip_invalid: bool, max_chars: int, fmt: Optional[str]):
+def _report_skipped(path: Path, skipped: list[dict]) -> None:
+    if not skipped:
+        return
+    typer.echo(f"skipped {len(skipped)} invalid record(s) of {path}:", err=True)
+    for s in skipped[:50]:
+        typer.echo(f"  line {s['line']}: {s['reason']}", err=True)
+    if len(skipped) > 50:
+        typer.echo(f"  … {len(skipped) - 50} more (all listed in summary.json)", err=True)
+
+
+def _load(path: Path, fields, skip_invalid: bool, max_chars: int, fmt: str | None):
     from radeval.data import read_records
 
     records = read_records(path, fields=fields, skip_invalid=skip_invalid, max_chars=max_chars, fmt=fmt)
-    if records.skipped:
-        err = typer.echo
-        err(f"skipped {len(records.skipped)} invalid record(s) of {path}:", err=True)
-        for s in records.skipped[:50]:
-            err(f"  line {s.line}: {s.reason}", err=True)
-        if len(records.skipped) > 50:
-            err(f"  … {len(records.skipped) - 50} more (all listed in summary.json)", err=True)
+    _report_skipped(path, [s.as_dict() for s in records.skipped])
     empty = sum(1 for r in records if not r.prediction.strip())
     if empty:
         typer.echo(f"note: {empty} record(s) have an empty prediction; they are scored (as a system output)", err=True)
@@ -104,18 +108,18 @@ def _print_table(result, title: str) -> None:
 
 FileArg = Annotated[Path, typer.Argument(help="Records: JSONL (one object per line) or CSV", show_default=False)]
 MetricsOpt = Annotated[str, typer.Option("--metrics", "-m", help="Metric and preset names, comma-separated (default, valor, radvlm, all)")]
-OutputOpt = Annotated[Optional[Path], typer.Option("--output", "-o", help="Directory for summary.json, per_sample.jsonl/.csv, details.json, summary.md")]
+OutputOpt = Annotated[Path | None, typer.Option("--output", "-o", help="Directory for summary.json, per_sample.jsonl/.csv, details.json, summary.md")]
 IdOpt = Annotated[str, typer.Option("--id-field", help="Field holding the record id")]
 PredOpt = Annotated[str, typer.Option("--prediction-field", help="Field holding the generated report")]
 RefOpt = Annotated[str, typer.Option("--reference-field", help="Field holding the reference report")]
 ImgOpt = Annotated[str, typer.Option("--image-field", help="Field holding the image path")]
-TokOpt = Annotated[Optional[str], typer.Option("--tokenize", help="Text normalisation for bleu/rouge_l/meteor: r2gen-mimic (default), r2gen-iu, whitespace, ptb")]
-OptOpt = Annotated[Optional[list[str]], typer.Option("--option", "-O", help=OPTION_HELP)]
+TokOpt = Annotated[str | None, typer.Option("--tokenize", help="Text normalisation for bleu/rouge_l/meteor: r2gen-mimic (default), r2gen-iu, whitespace, ptb")]
+OptOpt = Annotated[list[str] | None, typer.Option("--option", "-O", help=OPTION_HELP)]
 BootOpt = Annotated[int, typer.Option("--bootstrap", help="Bootstrap resamples for the 95% CIs (0 disables)")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the bootstrap")]
 SkipOpt = Annotated[bool, typer.Option("--skip-invalid", help="Skip invalid lines (each reported) instead of failing")]
 MaxOpt = Annotated[int, typer.Option("--max-report-chars", help="Reject reports longer than this")]
-FmtOpt = Annotated[Optional[str], typer.Option("--input-format", help="jsonl or csv (default: from the file extension)")]
+FmtOpt = Annotated[str | None, typer.Option("--input-format", help="jsonl or csv (default: from the file extension)")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no table")]
 
 
@@ -135,8 +139,15 @@ def score(
     max_report_chars: MaxOpt = 100_000,
     input_format: FmtOpt = None,
     quiet: QuietOpt = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run in --output")] = False,
+    workers: Annotated[int, typer.Option("--workers", help="Processes for CPU metrics")] = 1,
+    chunk_size: Annotated[int, typer.Option("--chunk-size", help="Records per chunk (streaming/resume unit)")] = 2048,
 ) -> None:
-    """Score a file of predictions against references; print a table, write the output contract."""
+    """Score a file of predictions against references; print a table, write the output contract.
+
+    With --output the file is streamed in chunks (memory flat in the number of records), results
+    are appended durably, and an interrupted run continues with --resume (identical outputs).
+    """
     from radeval.data import FieldMap
     from radeval.evaluation import evaluate
     from radeval.registry import resolve
@@ -144,6 +155,26 @@ def score(
     names = resolve(metrics)
     options = parse_options(option, tokenize, names)
     fields = FieldMap(id_field, prediction_field, reference_field, image_field)
+    if output is not None:
+        from radeval.runner import score_file
+
+        bar, update = _progress(quiet)
+        kwargs = dict(
+            fields=fields, options=options, skip_invalid=skip_invalid, max_chars=max_report_chars, fmt=input_format,
+            bootstrap=bootstrap, seed=seed, chunk_size=chunk_size, workers=workers, resume=resume,
+        )
+        if bar:
+            with bar:
+                result = score_file(file, names, output, progress=update, **kwargs)
+        else:
+            result = score_file(file, names, output, **kwargs)
+        _report_skipped(file, result.skipped)
+        if not quiet:
+            _print_table(result, f"{file} — {result.n_records} records")
+            typer.echo(f"wrote {output}/summary.json, per_sample.jsonl, per_sample.csv, details.json, summary.md", err=True)
+        return
+    if resume or workers != 1:
+        raise ConfigError("--resume and --workers need --output DIR (they work on the streamed, durable run)")
     records = _load(file, fields, skip_invalid, max_report_chars, input_format)
     bar, update = _progress(quiet)
     if bar:
@@ -153,11 +184,7 @@ def score(
         result = evaluate(records, names, options=options, bootstrap=bootstrap, seed=seed)
     if not quiet:
         _print_table(result, f"{file} — {result.n_records} records")
-    if output:
-        written = result.write(output)
-        if not quiet:
-            typer.echo(f"wrote {', '.join(str(p) for p in written)}", err=True)
-    elif quiet:
+    else:
         json.dump(result.summary(), sys.stdout, indent=2)
         sys.stdout.write("\n")
 
@@ -166,7 +193,7 @@ def compare(
     file_a: Annotated[Path, typer.Argument(help="System A records (JSONL/CSV)")],
     file_b: Annotated[Path, typer.Argument(help="System B records, same ids")],
     metrics: MetricsOpt = "default",
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write comparison.json here")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write comparison.json here")] = None,
     tokenize: TokOpt = None,
     option: OptOpt = None,
     bootstrap: BootOpt = 1000,

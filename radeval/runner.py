@@ -1,0 +1,291 @@
+"""Streaming, resumable, parallel scoring of a file into an output directory.
+
+Used by ``radeval score FILE --output DIR``. Memory stays flat in the number of records: texts
+are read chunk by chunk and dropped once scored; what is kept per record is its id and its
+rows of sufficient statistics (a few dozen float64), which are appended to files on disk.
+
+Layout while running (``DIR/.radeval-partial/``):
+* ``manifest.json``: input sha256, metric signatures, options — a resumed run must match it;
+* ``ids.jsonl``, ``per_sample.jsonl``, ``stats-<metric>.f64``: appended per chunk, fsync'd;
+* ``progress.json``: records done and the byte length of every file above, replaced atomically
+  *after* the chunk's data is on disk. A run killed at any point leaves files whose committed
+  prefix is consistent; ``--resume`` truncates them to the committed lengths and carries on.
+On completion the final files are written atomically (summary.json last) and the state is removed.
+Outputs are byte-identical however the run was cut: per-record values never depend on the
+chunking, corpus sums are exactly rounded (math.fsum), and CIs use rows in sorted-id order.
+
+``workers > 1`` scores chunks in a process pool (CPU metrics); results are written in record order.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from radeval import __version__
+from radeval.data import DEFAULT_MAX_CHARS, FieldMap, Record, Skipped, Validator, invalid_records_error, iter_objects
+from radeval.errors import InputError
+from radeval.evaluation import MetricRun, Result, _dumps, atomic_write, build_metrics, per_sample_line, summarise
+from radeval.metric import Metric
+
+STATE_DIR = ".radeval-partial"
+DEFAULT_CHUNK = 2048
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _fsync_append(path: Path, data: bytes) -> None:
+    with open(path, "ab") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+# ----- worker side ---------------------------------------------------------------------------
+_WORKER_METRICS: list[Metric] | None = None
+
+
+def _init_worker(names: list[str], options: Mapping[str, Mapping[str, Any]]) -> None:
+    global _WORKER_METRICS
+    _WORKER_METRICS = build_metrics(names, options)
+
+
+def _score_chunk_in_worker(chunk: list[tuple[str, str, str, str | None]]) -> list[np.ndarray]:
+    assert _WORKER_METRICS is not None
+    return score_chunk(_WORKER_METRICS, chunk)
+
+
+def score_chunk(metrics: Sequence[Metric], chunk: Sequence[tuple[str, str, str, str | None]]) -> list[np.ndarray]:
+    """Stats rows of one chunk for every metric: [(n, d_m) array per metric]."""
+    hyps = [c[1] for c in chunk]
+    refs = [c[2] for c in chunk]
+    imgs = [c[3] for c in chunk]
+    return [np.asarray(m.stats(hyps, refs, imgs), dtype=np.float64).reshape(len(chunk), -1) for m in metrics]
+
+
+# ----- driver ---------------------------------------------------------------------------------
+def _valid_records(path: Path, fields: FieldMap, max_chars: int, fmt: str | None) -> Iterator[Record | Skipped]:
+    validator = Validator(fields, max_chars)
+    for lineno, obj in iter_objects(path, fmt):
+        yield validator.check(lineno, obj)
+
+
+def _chunks(items: Iterator[Record], size: int) -> Iterator[list[tuple[str, str, str, str | None]]]:
+    buf: list[tuple[str, str, str, str | None]] = []
+    for r in items:
+        buf.append((r.id, r.prediction, r.reference, r.image))
+        if len(buf) == size:
+            yield buf
+            buf = []
+    if buf:
+        yield buf
+
+
+class _State:
+    def __init__(self, out_dir: Path, metrics: Sequence[Metric]):
+        self.dir = out_dir / STATE_DIR
+        self.metrics = metrics
+        self.files = {"ids": self.dir / "ids.jsonl", "per_sample": self.dir / "per_sample.jsonl"}
+        for m in metrics:
+            self.files[f"stats-{m.name}"] = self.dir / f"stats-{m.name}.f64"
+
+    def start(self, manifest: dict[str, Any], resume: bool) -> int:
+        """Create or reopen the state; returns how many records are already done."""
+        mpath = self.dir / "manifest.json"
+        if self.dir.exists():
+            if not resume:
+                raise InputError(
+                    f"{self.dir} holds an unfinished run; pass --resume to continue it, or delete that directory"
+                )
+            try:
+                old = json.loads(mpath.read_text())
+            except (OSError, json.JSONDecodeError):
+                old = None
+            if old != manifest:
+                raise InputError(
+                    f"the unfinished run in {self.dir} was started with a different input file or settings; "
+                    "delete that directory to start over"
+                )
+            progress = json.loads((self.dir / "progress.json").read_text())
+            for key, path in self.files.items():
+                size = progress["sizes"][key]
+                with open(path, "ab") as f:  # create if absent, then cut any torn append
+                    f.truncate(size)
+            return int(progress["records_done"])
+        self.dir.mkdir(parents=True)
+        for path in self.files.values():
+            path.write_bytes(b"")
+        atomic_write(mpath, json.dumps(manifest, sort_keys=True))
+        self.commit(0)
+        return 0
+
+    def commit(self, done: int) -> None:
+        sizes = {k: p.stat().st_size for k, p in self.files.items()}
+        atomic_write(self.dir / "progress.json", json.dumps({"records_done": done, "sizes": sizes}))
+
+    def append_chunk(self, ids: Sequence[str], rows: Sequence[np.ndarray], lines: str) -> None:
+        _fsync_append(self.files["ids"], "".join(json.dumps(i, ensure_ascii=False) + "\n" for i in ids).encode())
+        for m, r in zip(self.metrics, rows):
+            _fsync_append(self.files[f"stats-{m.name}"], np.ascontiguousarray(r, dtype="<f8").tobytes())
+        _fsync_append(self.files["per_sample"], lines.encode("utf-8"))
+
+    def load(self) -> tuple[list[str], dict[str, np.ndarray]]:
+        with open(self.files["ids"], encoding="utf-8") as f:
+            ids = [json.loads(line) for line in f]
+        stats = {}
+        for m in self.metrics:
+            flat = np.fromfile(self.files[f"stats-{m.name}"], dtype="<f8")
+            stats[m.name] = flat.reshape(len(ids), -1) if len(ids) else flat.reshape(0, len(m.stat_names))
+        return ids, stats
+
+
+def score_file(
+    path: str | Path,
+    metrics: str | Sequence[str],
+    out_dir: str | Path,
+    *,
+    fields: FieldMap | None = None,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+    skip_invalid: bool = False,
+    max_chars: int = DEFAULT_MAX_CHARS,
+    fmt: str | None = None,
+    bootstrap: int = 1000,
+    seed: int = 0,
+    confidence: float = 0.95,
+    chunk_size: int = DEFAULT_CHUNK,
+    workers: int = 1,
+    resume: bool = False,
+    progress: Any = None,
+    _kill_after_chunks: int | None = None,
+) -> Result:
+    """Score ``path`` into ``out_dir`` (streaming, resumable); returns the Result (without per-sample arrays)."""
+    path, out = Path(path), Path(out_dir)
+    fields = fields or FieldMap()
+    options = dict(options or {})
+    if chunk_size < 1:
+        raise InputError(f"chunk size must be >= 1, got {chunk_size}")
+    if workers < 1:
+        raise InputError(f"--workers must be >= 1, got {workers}")
+    metric_objs = build_metrics(metrics, options)
+    names = [m.name for m in metric_objs]
+
+    # pass 1: validate every line (memory: the ids) so bad input fails before any scoring
+    bad: list[Skipped] = []
+    n_valid = 0
+    for item in _valid_records(path, fields, max_chars, fmt):
+        if isinstance(item, Skipped):
+            bad.append(item)
+        else:
+            n_valid += 1
+    if bad and not skip_invalid:
+        raise invalid_records_error(bad, str(path))
+    if n_valid == 0:
+        raise InputError(f"{path}: no valid records to score")
+
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--output {out} exists and is not a directory")
+    out.mkdir(parents=True, exist_ok=True)
+    manifest = {
+        "radeval_version": __version__,
+        "input_sha256": file_sha256(path),
+        "signatures": [m.signature for m in metric_objs],
+        "fields": [fields.id, fields.prediction, fields.reference, fields.image],
+        "skip_invalid": skip_invalid,
+        "max_chars": max_chars,
+        "format": fmt,
+        "bootstrap": bootstrap,
+        "seed": seed,
+        "confidence": confidence,
+    }
+    state = _State(out, metric_objs)
+    done = state.start(manifest, resume)
+
+    keys = [k for m in metric_objs for k in m.keys]
+    records = (r for r in _valid_records(path, fields, max_chars, fmt) if isinstance(r, Record))
+    for _ in range(done):  # skip what a killed run already committed
+        next(records)
+    executor = ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(names, options)) if workers > 1 else None
+    try:
+        chunks = _chunks(records, chunk_size)
+        results: Iterator[tuple[list, list[np.ndarray]]]
+        if executor:
+            pending = []
+
+            def gen():
+                # bounded look-ahead keeps memory flat while the pool stays busy
+                for chunk in chunks:
+                    pending.append((chunk, executor.submit(_score_chunk_in_worker, chunk)))
+                    if len(pending) > 2 * workers:
+                        c, fut = pending.pop(0)
+                        yield c, fut.result()
+                while pending:
+                    c, fut = pending.pop(0)
+                    yield c, fut.result()
+
+            results = gen()
+        else:
+            results = ((c, score_chunk(metric_objs, c)) for c in chunks)
+        n_chunks = 0
+        for chunk, rows in results:
+            ids = [c[0] for c in chunk]
+            samples = {}
+            for m, r in zip(metric_objs, rows):
+                samples.update(m.sample_values(r))
+            lines = "".join(per_sample_line(rid, keys, samples, i) for i, rid in enumerate(ids))
+            state.append_chunk(ids, rows, lines)
+            n_chunks += 1
+            if _kill_after_chunks is not None and n_chunks == _kill_after_chunks:
+                os.kill(os.getpid(), 9)  # test hook: die after the data, before the commit
+            done += len(chunk)
+            state.commit(done)
+            if progress:
+                progress("scoring", done, n_valid)
+    finally:
+        if executor:
+            executor.shutdown(cancel_futures=True)
+
+    ids, stats = state.load()
+    runs = {m.name: MetricRun(m, stats[m.name], {}) for m in metric_objs}
+    result = summarise(ids, runs, bootstrap=bootstrap, seed=seed, confidence=confidence, skipped=bad)
+    # final files: per-sample first, summary.json last (its presence marks a finished run)
+    os.replace(state.files["per_sample"], out / "per_sample.jsonl")
+    _write_per_sample_csv(out / "per_sample.jsonl", out / "per_sample.csv", keys)
+    atomic_write(out / "details.json", _dumps(result.details))
+    atomic_write(out / "summary.md", result.to_markdown())
+    atomic_write(out / "summary.json", _dumps(result.summary()))
+    shutil.rmtree(state.dir)
+    return result
+
+
+def _write_per_sample_csv(jsonl: Path, dest: Path, keys: Sequence[str]) -> None:
+    """per_sample.csv from per_sample.jsonl, streamed line by line, then renamed into place."""
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f, open(jsonl, encoding="utf-8") as src:
+            writer = csv.DictWriter(f, fieldnames=["id", *keys], lineterminator="\n")
+            writer.writeheader()
+            for line in src:
+                row = json.loads(line)
+                writer.writerow({k: ("" if row.get(k) is None else row[k]) for k in ["id", *keys]})
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, dest)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
