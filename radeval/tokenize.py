@@ -25,6 +25,7 @@ implementation does (pycocoevalcap's BLEU splits on whitespace, its ROUGE-L on s
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from collections.abc import Sequence
 
 from radeval.errors import ConfigError
@@ -69,11 +70,13 @@ def _r2gen_clean(text: str, replacements: tuple[tuple[str, str, int], ...]) -> s
     return " . ".join(cleaned) + " ."
 
 
+@lru_cache(maxsize=8192)
 def clean_r2gen_iu(text: str) -> str:
     """R2Gen's IU-Xray report cleaning."""
     return _r2gen_clean(text, _IU_REPLACEMENTS)
 
 
+@lru_cache(maxsize=8192)
 def clean_r2gen_mimic(text: str) -> str:
     """R2Gen's MIMIC-CXR report cleaning."""
     return _r2gen_clean(text, _MIMIC_REPLACEMENTS)

@@ -33,15 +33,15 @@ _TINY = 1e-15  # pycocoevalcap: added to matches so a zero count gives ~0, not 0
 _SMALL = 1e-9  # pycocoevalcap: added to guesses and reference length
 
 
-def _ngram_counts(words: Sequence[str], n_max: int = BLEU_N) -> Counter:
-    counts: Counter = Counter()
-    for n in range(1, n_max + 1):
-        counts.update(tuple(words[i : i + n]) for i in range(len(words) - n + 1))
-    return counts
+def _ngram_counts(words: Sequence[str], n_max: int = BLEU_N) -> list[Counter]:
+    """One Counter of n-gram tuples per order n = 1..n_max (zip builds the tuples at C speed)."""
+    return [Counter(zip(*(words[k:] for k in range(n)))) for n in range(1, n_max + 1)]
 
 
-@lru_cache(maxsize=65536)
-def _reference_info(text: str) -> tuple[int, Counter]:
+@lru_cache(maxsize=8192)
+def _reference_info(text: str) -> tuple[int, list[Counter]]:
+    # bounded: in GRPO a step holds B distinct references; 8192 keeps an epoch of a small
+    # dataset without letting a million-record file grow memory (a Counter set is ~10 kB)
     words = text.split()
     return len(words), _ngram_counts(words)
 
@@ -52,11 +52,10 @@ def bleu_counts(hyp: str, ref: str) -> list[float]:
     words = hyp.split()
     testlen = len(words)
     guess = [max(0, testlen - k) for k in range(BLEU_N)]
-    correct = [0] * BLEU_N
-    for ngram, count in _ngram_counts(words).items():
-        c = ref_counts.get(ngram)
-        if c:
-            correct[len(ngram) - 1] += min(count, c)
+    correct = []
+    for hyp_n, ref_n in zip(_ngram_counts(words), ref_counts):
+        get = ref_n.get
+        correct.append(sum(min(c, get(g, 0)) for g, c in hyp_n.items()))
     return [testlen, reflen, *guess, *correct]
 
 
@@ -117,7 +116,7 @@ def rouge_l_coco(hyp: str, ref: str, beta: float = 1.2) -> float:
     return 0.0
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=8192)
 def _coco_ref_tokens(text: str) -> list[str]:
     return text.split(" ")
 
@@ -150,7 +149,7 @@ class RougeLStemmed(MeanMetric):
         from rouge_score.tokenizers import DefaultTokenizer
 
         self._tokenizer = DefaultTokenizer(use_stemmer=True)
-        self._ref_tokens = lru_cache(maxsize=65536)(lambda t: tuple(self._tokenizer.tokenize(t)))
+        self._ref_tokens = lru_cache(maxsize=8192)(lambda t: tuple(self._tokenizer.tokenize(t)))
 
     def settings(self) -> dict:
         import rouge_score
