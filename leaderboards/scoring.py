@@ -98,10 +98,10 @@ class Scorer:
     def _write(self, name: str, obj: dict) -> None:
         if self.cache_dir is None:
             return
-        from radeval.evaluation import atomic_write
+        from leaderboards.build import atomic_write
 
         self.cache_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write(self.cache_dir / name, json.dumps(obj, sort_keys=True, allow_nan=False))
+        atomic_write(self.cache_dir / name, json.dumps(obj, allow_nan=False))  # keeps dict order (label order)
 
     def score(self, path: Path) -> Scored:
         sha = file_sha256(path)

@@ -63,13 +63,17 @@ class Column:
     convention: str
     scale: float = 1.0
     decimals: int = 2
-    higher_is_better: bool = True
+    higher_is_better: bool | None = True  # None: informational, never ranked (e.g. report length)
     signature: str | None = None  # the radeval signature measured values must carry
     latex: str | None = None  # label for LaTeX when it needs math (e.g. $\lambda$)
 
     @property
     def arrow(self) -> str:
-        return "↑" if self.higher_is_better else "↓"
+        return {True: "↑", False: "↓", None: ""}[self.higher_is_better]
+
+    @property
+    def heading(self) -> str:
+        return f"{self.label} {self.arrow}".rstrip()
 
 
 @dataclass(frozen=True)
@@ -192,14 +196,40 @@ class _Ctx:
 
 
 _TOP = {
-    "id", "title", "layout", "datasets", "columns", "rows", "groups", "row_header",
-    "row_header_latex", "source", "notes", "baseline", "test", "alpha", "metrics", "bootstrap",
-    "seed", "show_ci", "paper_best", "plots",
+    "id",
+    "title",
+    "layout",
+    "datasets",
+    "columns",
+    "rows",
+    "groups",
+    "row_header",
+    "row_header_latex",
+    "source",
+    "notes",
+    "baseline",
+    "test",
+    "alpha",
+    "metrics",
+    "bootstrap",
+    "seed",
+    "show_ci",
+    "paper_best",
+    "plots",
 }
 _COL = {"key", "label", "scale", "decimals", "direction", "convention", "signature", "latex"}
 _ROW = {
-    "system", "group", "dataset", "reported", "predictions", "source", "note", "chosen",
-    "status", "conventions", "signatures",
+    "system",
+    "group",
+    "dataset",
+    "reported",
+    "predictions",
+    "source",
+    "note",
+    "chosen",
+    "status",
+    "conventions",
+    "signatures",
 }
 
 
@@ -225,8 +255,8 @@ def _column(ctx: _Ctx, obj: Any, where: str) -> Column:
         if req not in obj:
             raise ctx.fail(where, f"missing field {req!r}")
     direction = obj.get("direction", "higher")
-    if direction not in ("higher", "lower"):
-        raise ctx.fail(f"{where}.direction", f"expected 'higher' or 'lower', got {direction!r}")
+    if direction not in ("higher", "lower", "none"):
+        raise ctx.fail(f"{where}.direction", f"expected 'higher', 'lower' or 'none', got {direction!r}")
     decimals = obj.get("decimals", 2)
     if isinstance(decimals, bool) or not isinstance(decimals, int) or not 0 <= decimals <= 6:
         raise ctx.fail(f"{where}.decimals", f"expected an integer 0..6, got {decimals!r}")
@@ -237,7 +267,7 @@ def _column(ctx: _Ctx, obj: Any, where: str) -> Column:
         convention=ctx.text(obj["convention"], f"{where}.convention"),
         scale=_scale(ctx, obj.get("scale", 1), f"{where}.scale"),
         decimals=decimals,
-        higher_is_better=direction == "higher",
+        higher_is_better=None if direction == "none" else direction == "higher",
         signature=None if signature is None else ctx.text(signature, f"{where}.signature"),
         latex=None if obj.get("latex") is None else ctx.text(obj["latex"], f"{where}.latex"),
     )
@@ -390,7 +420,9 @@ def parse_spec(data: Any, path: Path) -> Spec:
         groups = {ctx.text(k, "groups"): ctx.text(v, f"groups.{k}") for k, v in g.items()}
 
     base_dir = path.parent
-    rows = [_row(ctx, r, f"rows[{i}]", datasets, columns, base_dir) for i, r in enumerate(ctx.seq(data["rows"], "rows"))]
+    rows = [
+        _row(ctx, r, f"rows[{i}]", datasets, columns, base_dir) for i, r in enumerate(ctx.seq(data["rows"], "rows"))
+    ]
     seen: set[tuple[str, str]] = set()
     for i, r in enumerate(rows):
         if r.group is not None and r.group not in groups:
@@ -418,7 +450,9 @@ def parse_spec(data: Any, path: Path) -> Spec:
     if not isinstance(show_ci, bool):
         raise ctx.fail("show_ci", f"expected true/false, got {show_ci!r}")
 
-    notes = tuple(ctx.text(n, f"notes[{i}]") for i, n in enumerate(ctx.seq(data.get("notes", []), "notes", nonempty=False)))
+    notes = tuple(
+        ctx.text(n, f"notes[{i}]") for i, n in enumerate(ctx.seq(data.get("notes", []), "notes", nonempty=False))
+    )
 
     marks = []
     for i, m in enumerate(ctx.seq(data.get("paper_best", []), "paper_best", nonempty=False)):
@@ -458,7 +492,9 @@ def parse_spec(data: Any, path: Path) -> Spec:
         rows=tuple(rows),
         groups=groups,
         row_header=ctx.text(data.get("row_header", "Model"), "row_header"),
-        row_header_latex=None if data.get("row_header_latex") is None else ctx.text(data["row_header_latex"], "row_header_latex"),
+        row_header_latex=None
+        if data.get("row_header_latex") is None
+        else ctx.text(data["row_header_latex"], "row_header_latex"),
         source=None if data.get("source") is None else ctx.text(data["source"], "source"),
         notes=notes,
         baseline=baseline,

@@ -64,6 +64,8 @@ class Table:
     notes: list[str]  # spec notes + generated notes, in a fixed order
     cache_hits: int = 0
     cache_misses: int = 0
+    # (system, dataset) -> radeval details of measured rows (per-label F1 for the bar charts)
+    details: dict[tuple[str, str], dict] = field(default_factory=dict)
 
     def rows_for(self, dataset: str) -> list[TableRow]:
         return [r for r in self.rows if r.dataset == dataset]
@@ -93,6 +95,8 @@ def rank_cells(table: Table) -> None:
     spec = table.spec
     for ds in spec.datasets:
         for col in spec.columns:
+            if col.higher_is_better is None:
+                continue  # informational column
             cells = [
                 r.cells[col.key]
                 for r in table.rows_for(ds.id)
