@@ -134,6 +134,11 @@ def resolve(names: str | list[str] | tuple[str, ...]) -> list[str]:
             expanded: tuple[str, ...] = tuple(sorted(known))
         elif n in PRESETS:
             expanded = PRESETS[n]
+            absent = [e for e in expanded if e not in known]
+            if absent:
+                raise MetricNotFound(
+                    f"preset {n!r} needs metric(s) {', '.join(absent)}, which this build of radeval does not provide"
+                )
         elif n in known:
             expanded = (n,)
         else:
@@ -193,16 +198,25 @@ _builtin(
     "BERTScore on the packaged all-MiniLM-L6-v2 weights (offline; no rescaling baseline)",
     extra="bertscore",
 )
+def _clinical_keys(prefix: str) -> tuple[str, ...]:
+    return (
+        f"{prefix}_f1",
+        *(f"{prefix}_f1_{avg}_{n}" for n in ("14", "5") for avg in ("micro", "macro", "weighted")),
+        f"{prefix}_f1_sample",
+        f"{prefix}_em5",
+    )
+
+
 _builtin(
     "chexpert_rules",
     "radeval.metrics.clinical:CheXpertRulesF1",
-    ("chexpert_f1",),
+    _clinical_keys("chexpert_rules"),
     "CheXpert 14-observation F1 from radeval's offline rule-based CheXpert-style labeler",
 )
 _builtin(
     "chexbert",
     "radeval.metrics.clinical:CheXbertF1",
-    ("chexbert_f1",),
+    _clinical_keys("chexbert"),
     "CheXpert 14-observation F1 from the CheXbert labeler (chexbert.pth)",
     extra="clinical",
     offline=False,
