@@ -1,0 +1,62 @@
+"""``radeval train`` and ``radeval generate``: the VALOR trainers' command-line face.
+
+The trainers live in the ``trainers`` package and need the ``[train]`` extra (torch, transformers,
+trl, peft, datasets, accelerate); both are imported only when a command runs, so the core CLI
+stays light. Scale-out: ``accelerate launch -m radeval.cli train ...`` (see trainers/README.md).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from radeval.errors import DependencyError
+
+TRAIN_DEPS = ("torch", "transformers", "trl", "peft", "datasets", "accelerate", "PIL")
+INSTALL_HINT = "pip install 'radeval-toolkit[train]'"
+
+
+def _require_train_extra():
+    """Import the trainers package, or say which extra to install."""
+    missing = [m for m in TRAIN_DEPS if importlib.util.find_spec(m) is None]
+    if missing:
+        raise DependencyError(f"training needs {', '.join(missing)}: {INSTALL_HINT}")
+    try:
+        import trainers.api as api
+    except ModuleNotFoundError as exc:
+        raise DependencyError(f"the trainers package cannot load ({exc}): {INSTALL_HINT}") from None
+    return api
+
+
+def train(
+    stage: Annotated[str, typer.Option("--stage", "-s", help="sft | text | visual | dpo | grpo")],
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="Stage config (YAML or TOML).")] = None,
+    overrides: Annotated[
+        list[str] | None, typer.Argument(help="Overrides as section.key=value, e.g. train.learning_rate=1e-5")
+    ] = None,
+) -> None:
+    """Train one VALOR stage (or a baseline) from a config file plus key=value overrides."""
+    api = _require_train_extra()
+    result = api.train(stage, config, overrides or [])
+    typer.echo(
+        f"stage {result.stage}: {result.global_step} optimizer steps, last k = {result.last_k}; "
+        f"model saved to {result.final_dir}"
+    )
+
+
+def generate(
+    config: Annotated[Path, typer.Option("--config", "-c", help="The stage config the model was trained with.")],
+    checkpoint: Annotated[
+        Path | None, typer.Option("--checkpoint", help="Model folder (default: <train.output_dir>/final).")
+    ] = None,
+    split: Annotated[str | None, typer.Option("--split", help="Data split (default: data.eval_split).")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Predictions JSONL to write.")] = None,
+    overrides: Annotated[list[str] | None, typer.Argument(help="Overrides as section.key=value")] = None,
+) -> None:
+    """Generate reports for a split and write the JSONL that `radeval score` reads."""
+    api = _require_train_extra()
+    path = api.generate(config, overrides or [], checkpoint=checkpoint, split=split, output=output)
+    typer.echo(f"predictions written to {path}")

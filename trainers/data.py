@@ -1,0 +1,328 @@
+"""Training data: R2Gen ``annotation.json``, JSONL records, HF datasets → chat-formatted datasets.
+
+Every loader yields plain records ``{"id", "image", "report"}`` (image: a path resolved against
+``image_root``, or a PIL image from an HF dataset), checked up front: a missing field, an empty
+report or an image file that does not exist is an :class:`InputError` naming the record, before
+any model loads. The stage formatters then build TRL's dataset shapes:
+
+* SFT: ``{"images": [img], "messages": [user(image, prompt), assistant("<report>…</report>")]}``,
+  conversational so TRL's assistant-only loss can mask the prompt;
+* GRPO: ``{"prompt": [user(image, prompt)], "image": img, "ground_truth": report, "id"}``; the
+  reward functions read ``ground_truth`` and ``image`` (TRL repeats columns per completion);
+* DPO: ``{"images": [img], "prompt": [...], "chosen": [assistant], "rejected": [assistant]}``.
+
+The assistant's target is wrapped in ``<report>…</report>`` because the format reward
+(``radeval.rewards.format_reward``) pays only for exactly one such span.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from radeval.errors import ConfigError, InputError
+from radeval.rewards.extract import CLOSE_TAG, OPEN_TAG
+
+R2GEN_SPLITS = ("train", "val", "test")
+
+
+def wrap_report(report: str) -> str:
+    """The assistant target the format reward expects (text already in tags is kept as is)."""
+    text = report.strip()
+    if text.startswith(OPEN_TAG) and text.endswith(CLOSE_TAG):
+        return text
+    return f"{OPEN_TAG}{text}{CLOSE_TAG}"
+
+
+def _resolve_image(value: Any, root: Path | None, where: str, check: bool = True) -> Any:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise InputError(f"{where}: no image")
+    if not isinstance(value, (str, Path)):
+        return value  # a decoded image (PIL) from an HF dataset
+    p = Path(value)
+    if not p.is_absolute() and root is not None:
+        p = root / p
+    if check and not p.is_file():
+        hint = "" if root is not None else " (set data.image_root to the folder the image paths are relative to)"
+        raise InputError(f"{where}: image file {str(p)!r} does not exist{hint}")
+    return str(p)
+
+
+def _record(
+    raw: dict[str, Any],
+    *,
+    where: str,
+    id_field: str,
+    report_field: str,
+    image_field: str,
+    root: Path | None,
+    max_images: int,
+    index: int,
+) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise InputError(f"{where}: a record must be an object, got {type(raw).__name__}")
+    rid = raw.get(id_field, index)
+    where = f"{where} (id {rid!r})"
+    report = raw.get(report_field)
+    if not isinstance(report, str) or not report.strip():
+        raise InputError(f"{where}: field {report_field!r} must be a non-empty report string")
+    if image_field not in raw:
+        raise InputError(f"{where}: no image field {image_field!r}; fields: {sorted(raw)}")
+    images = raw[image_field]
+    if isinstance(images, (list, tuple)):
+        if not images:
+            raise InputError(f"{where}: field {image_field!r} is an empty list")
+        images = list(images)[:max_images]
+    else:
+        images = [images]
+    resolved = [_resolve_image(v, root, where) for v in images]
+    return {"id": str(rid), "image": resolved[0] if len(resolved) == 1 else resolved, "report": report.strip()}
+
+
+def load_r2gen(path: str | Path, split: str, image_root: str | Path | None, max_images: int = 1) -> list[dict]:
+    """R2Gen's IU-Xray / MIMIC-CXR ``annotation.json``: ``{split: [{id, report, image_path: [...]}]}``."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"annotation file {str(path)!r} does not exist")
+    try:
+        ann = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(ann, dict) or split not in ann:
+        have = sorted(ann) if isinstance(ann, dict) else type(ann).__name__
+        raise InputError(f"{path}: no split {split!r} (R2Gen layout has {list(R2GEN_SPLITS)}; found {have})")
+    root = Path(image_root) if image_root else path.parent / "images"
+    rows = ann[split]
+    if not isinstance(rows, list):
+        raise InputError(f"{path}: split {split!r} must be a list of records")
+    return [
+        _record(
+            r,
+            where=f"{path}:{split}[{i}]",
+            id_field="id",
+            report_field="report",
+            image_field="image_path",
+            root=root,
+            max_images=max_images,
+            index=i,
+        )
+        for i, r in enumerate(rows)
+    ]
+
+
+def load_jsonl(
+    path: str | Path,
+    *,
+    image_root: str | Path | None = None,
+    id_field: str = "id",
+    report_field: str = "report",
+    image_field: str = "image",
+    max_images: int = 1,
+    split: str | None = None,
+) -> list[dict]:
+    """One JSON object per line; a ``split`` field, when present, filters records."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"JSONL file {str(path)!r} does not exist")
+    root = Path(image_root) if image_root else path.parent
+    out = []
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                raw = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputError(f"{path}:{lineno}: not valid JSON ({exc})") from None
+            if split is not None and isinstance(raw, dict) and "split" in raw and raw["split"] != split:
+                continue
+            out.append(
+                _record(
+                    raw,
+                    where=f"{path}:{lineno}",
+                    id_field=id_field,
+                    report_field=report_field,
+                    image_field=image_field,
+                    root=root,
+                    max_images=max_images,
+                    index=lineno,
+                )
+            )
+    return out
+
+
+def load_hf(
+    path_or_name: str,
+    split: str,
+    *,
+    image_root: str | Path | None = None,
+    id_field: str = "id",
+    report_field: str = "report",
+    image_field: str = "image",
+    max_images: int = 1,
+) -> list[dict]:
+    """A ``datasets`` dataset: a ``save_to_disk`` folder, or a name/script in the local HF cache."""
+    import datasets
+
+    p = Path(path_or_name)
+    try:
+        if p.exists():
+            ds = datasets.load_from_disk(str(p))
+        else:
+            ds = datasets.load_dataset(path_or_name, split=split)
+    except Exception as exc:
+        raise InputError(f"HF dataset {path_or_name!r} does not load: {exc}") from None
+    if isinstance(ds, datasets.DatasetDict):
+        if split not in ds:
+            raise InputError(f"HF dataset {path_or_name!r} has no split {split!r}; splits: {sorted(ds)}")
+        ds = ds[split]
+    root = Path(image_root) if image_root else None
+    return [
+        _record(
+            dict(r),
+            where=f"{path_or_name}:{split}[{i}]",
+            id_field=id_field,
+            report_field=report_field,
+            image_field=image_field,
+            root=root,
+            max_images=max_images,
+            index=i,
+        )
+        for i, r in enumerate(ds)
+    ]
+
+
+def load_records(data_cfg: Any, split: str | None = None) -> list[dict]:
+    """Records of a split from a :class:`trainers.config.DataSection`."""
+    split = split or data_cfg.split
+    if not data_cfg.path:
+        raise ConfigError("data.path is empty: point it at annotation.json, a .jsonl file or an HF dataset")
+    if data_cfg.format == "r2gen":
+        recs = load_r2gen(data_cfg.path, split, data_cfg.image_root, data_cfg.max_images)
+    elif data_cfg.format == "jsonl":
+        recs = load_jsonl(
+            data_cfg.path,
+            image_root=data_cfg.image_root,
+            id_field=data_cfg.id_field,
+            report_field=data_cfg.report_field,
+            image_field=data_cfg.image_field,
+            max_images=data_cfg.max_images,
+            split=split,
+        )
+    else:
+        recs = load_hf(
+            data_cfg.path,
+            split,
+            image_root=data_cfg.image_root,
+            id_field=data_cfg.id_field,
+            report_field=data_cfg.report_field,
+            image_field=data_cfg.image_field,
+            max_images=data_cfg.max_images,
+        )
+    if not recs:
+        raise InputError(f"{data_cfg.path}: split {split!r} has no records")
+    if data_cfg.max_samples is not None:
+        recs = recs[: data_cfg.max_samples]
+    return recs
+
+
+# ----- chat formatting -----------------------------------------------------------------------------
+
+
+def _images(rec: dict) -> list[Any]:
+    img = rec["image"]
+    return list(img) if isinstance(img, list) else [img]
+
+
+def user_message(prompt: str, n_images: int = 1) -> dict[str, Any]:
+    """The user turn: the image placeholder(s), then the instruction 𝒫."""
+    return {"role": "user", "content": [{"type": "image"}] * n_images + [{"type": "text", "text": prompt}]}
+
+
+def assistant_message(report: str) -> dict[str, Any]:
+    return {"role": "assistant", "content": [{"type": "text", "text": wrap_report(report)}]}
+
+
+def _load_image(img: Any) -> Any:
+    if isinstance(img, str):
+        from PIL import Image
+
+        with Image.open(img) as im:
+            return im.convert("RGB")
+    return img
+
+
+def sft_rows(records: list[dict], prompt: str) -> list[dict]:
+    return [
+        {
+            "images": [_load_image(i) for i in _images(r)],
+            "messages": [user_message(prompt, len(_images(r))), assistant_message(r["report"])],
+        }
+        for r in records
+    ]
+
+
+def grpo_rows(records: list[dict], prompt: str) -> list[dict]:
+    rows = []
+    for r in records:
+        imgs = [_load_image(i) for i in _images(r)]
+        row = {"id": r["id"], "prompt": [user_message(prompt, len(imgs))], "ground_truth": r["report"]}
+        if len(imgs) == 1:
+            row["image"] = imgs[0]
+        else:
+            row["images"] = imgs
+        rows.append(row)
+    return rows
+
+
+def load_pairs(path: str | Path, records_by_id: dict[str, dict], image_root: str | Path | None) -> list[dict]:
+    """DPO pairs: ``{"id" | "image", "chosen", "rejected"}``; ``id`` takes the image of that record."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"preference pairs file {str(path)!r} does not exist")
+    root = Path(image_root) if image_root else path.parent
+    out = []
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            where = f"{path}:{lineno}"
+            try:
+                raw = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputError(f"{where}: not valid JSON ({exc})") from None
+            for f in ("chosen", "rejected"):
+                if not isinstance(raw.get(f), str) or not raw[f].strip():
+                    raise InputError(f"{where}: field {f!r} must be a non-empty report string")
+            if "image" in raw:
+                image = _resolve_image(raw["image"], root, where)
+            elif str(raw.get("id")) in records_by_id:
+                image = records_by_id[str(raw["id"])]["image"]
+            else:
+                raise InputError(f"{where}: needs an 'image' path or an 'id' of a training record")
+            out.append(
+                {"id": str(raw.get("id", lineno)), "image": image, "chosen": raw["chosen"], "rejected": raw["rejected"]}
+            )
+    if not out:
+        raise InputError(f"{path}: no preference pairs")
+    return out
+
+
+def dpo_rows(pairs: list[dict], prompt: str) -> list[dict]:
+    return [
+        {
+            "images": [_load_image(i) for i in _images(p)],
+            "prompt": [user_message(prompt, len(_images(p)))],
+            "chosen": [assistant_message(p["chosen"])],
+            "rejected": [assistant_message(p["rejected"])],
+        }
+        for p in pairs
+    ]
+
+
+def to_dataset(rows: list[dict]):
+    """A ``datasets.Dataset`` (images stored as the Image feature)."""
+    import datasets
+
+    return datasets.Dataset.from_list(rows)
