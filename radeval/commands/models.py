@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -81,9 +81,7 @@ def download_cmd(
 
 @models_app.command("verify")
 def verify_cmd(
-    names: Annotated[
-        Optional[list[str]], typer.Argument(help="Model names; default: every present model.")
-    ] = None,
+    names: Annotated[list[str] | None, typer.Argument(help="Model names; default: every present model.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print rows as JSON.")] = False,
 ) -> None:
     """Check file hashes of present models (known, recorded at download, or HF blob name).
@@ -96,12 +94,7 @@ def verify_cmd(
             models.get_spec(n)
         rows = [r for n in names for r in models.verify(n)]
     else:
-        rows = [
-            r
-            for m in models.list_models()
-            if m["status"] == "present"
-            for r in models.verify(m["name"])
-        ]
+        rows = [r for m in models.list_models() if m["status"] == "present" for r in models.verify(m["name"])]
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
     elif not rows:
