@@ -159,9 +159,7 @@ def score_pairs(
             values = []
             for j in range(len(todo)):
                 try:
-                    values.extend(
-                        _score_batch(metric, [sub_h[j]], [sub_r[j]], None if sub_i is None else [sub_i[j]])
-                    )
+                    values.extend(_score_batch(metric, [sub_h[j]], [sub_r[j]], None if sub_i is None else [sub_i[j]]))
                 except Exception as exc1:
                     _warn_once(reward_name, exc1)
                     values.append(None)
@@ -186,6 +184,27 @@ def _score_batch(metric: Any, hyps, refs, images) -> list[dict[str, float]]:
     for j in range(len(hyps)):
         out.append({k: float(np.asarray(v)[j]) for k, v in sample.items()})
     return out
+
+
+def _higher_is_better(metric: Any, key: str) -> bool:
+    try:
+        return bool(metric.higher_is_better(key))
+    except Exception:
+        return True
+
+
+def _warn_direction(reward_name: str, key: str) -> None:
+    tag = (reward_name, "direction")
+    if tag in _WARNED:
+        return
+    _WARNED.add(tag)
+    warnings.warn(
+        f"reward {reward_name} returns {key!r} as is, and lower is better for it: a trainer "
+        "maximising it makes reports worse. Pass transform=lambda v: -v (or use "
+        "radeval.rewards.make_radcliq_reward for RadCliQ)",
+        UserWarning,
+        stacklevel=3,
+    )
 
 
 # ----- reading TRL's kwargs ------------------------------------------------------------------------
@@ -272,9 +291,7 @@ def resolve_key(metric_name: str, key: str | None) -> tuple[str, str]:
         owners = [s.name for s in all_specs.values() if metric_name in s.keys]
         if key is None and len(owners) == 1:
             return owners[0], metric_name
-        raise ConfigError(
-            f"unknown metric {metric_name!r} for a reward; metrics: {', '.join(sorted(all_specs))}"
-        )
+        raise ConfigError(f"unknown metric {metric_name!r} for a reward; metrics: {', '.join(sorted(all_specs))}")
     spec = all_specs[metric_name]
     if key is None:
         if len(spec.keys) == 1:
@@ -335,6 +352,7 @@ def make_reward(
         raise ConfigError(f"on_error must be a finite number or None, got {on_error!r}")
     if on_empty is not None and not (isinstance(on_empty, (int, float)) and math.isfinite(on_empty)):
         raise ConfigError(f"on_empty must be a finite number or None, got {on_empty!r}")
+    on_error = None if on_error is None else float(on_error)
     options = dict(metric_options or {})
     reward_name = name or f"radeval_{key}{_options_suffix(options)}"
 
@@ -357,6 +375,8 @@ def make_reward(
         if not todo:
             return out
         metric = shared_metric(metric_name, options)
+        if transform is None and not _higher_is_better(metric, key):
+            _warn_direction(reward_name, key)
         imgs = images_from(kwargs, n) if getattr(metric, "needs_images", False) else None
         values, failures = score_pairs(
             metric,
