@@ -1,7 +1,7 @@
 """Rewards for RL trainers: every metric key as a TRL reward, VALOR's composites, RadVLM-GRPO's.
 
 ``radeval.rewards.<key>`` is the default-options reward for any registered metric key
-(``bleu_4``, ``rouge_l``, ``chexpert_f1``, ``bertscore_f1``...), so TRL's CLI can load it by
+(``bleu_4``, ``rouge_l``, ``chexpert_rules_f1_sample``, ``bertscore_f1``...), so TRL's CLI can load it by
 dotted path: ``trl grpo --reward_funcs radeval.rewards.bleu_4``. They are built on first access
 from the registry, so ``import radeval.rewards`` imports no model code (no torch).
 
