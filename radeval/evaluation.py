@@ -263,6 +263,7 @@ def evaluate(
 
     runs: dict[str, MetricRun] = {}
     n = len(records)
+    check_images(metric_objs, imgs, ids_list)
     for metric in metric_objs:
         chunks = []
         for start in range(0, n, CHUNK_SIZE):
@@ -275,6 +276,13 @@ def evaluate(
         runs[metric.name] = MetricRun(metric, stats, sample)
     skipped = list(records.skipped) if isinstance(records, Records) else []
     return summarise(ids_list, runs, bootstrap=bootstrap, seed=seed, confidence=confidence, skipped=skipped)
+
+
+def check_images(metrics: Sequence[Metric], images: Sequence[str | None], ids: Sequence[str]) -> None:
+    """Before any scoring, let image metrics name every record whose image is missing or unreadable."""
+    for metric in metrics:
+        if getattr(metric, "needs_images", False) and hasattr(metric, "check_images"):
+            metric.check_images(list(images), ids=list(ids))
 
 
 def summarise(

@@ -71,6 +71,8 @@ class ModelSpec:
     #: whether the HF cache is searched (False when the only source we vouch for is the package)
     hf_cache: bool = True
     notes: str = ""
+    #: other models this one needs at run time (``download`` fetches them too)
+    requires: tuple[str, ...] = ()
 
     @property
     def pinned(self) -> bool:
@@ -202,6 +204,18 @@ for _spec in (
         size="~0.8 GB (not measured here)",
         licence="mit",
         description="BiomedCLIP image/text encoder (frozen expert of the visual reward)",
+        used_by=("grounding", "valor_visual"),
+        requires=("biomedbert-abstract",),
+    ),
+    ModelSpec(
+        name="biomedbert-abstract",
+        repo_id="microsoft/BiomedNLP-BiomedBERT-base-uncased-abstract",
+        aliases=("microsoft/BiomedNLP-PubMedBERT-base-uncased-abstract",),
+        files=("config.json", "vocab.txt"),
+        download_patterns=("tokenizer_config.json", "special_tokens_map.json"),
+        size="< 1 MB (config + vocab; BiomedCLIP's checkpoint holds the text weights)",
+        licence="mit (hub card; not re-checked here)",
+        description="BiomedBERT config + vocab: BiomedCLIP's text tower",
         used_by=("grounding", "valor_visual"),
     ),
     ModelSpec(
@@ -643,6 +657,8 @@ def download(name: str) -> Path:
             "downloaded_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         },
     )
+    for dep in spec.requires:  # e.g. BiomedCLIP's text-tower config and vocabulary
+        download(dep)
     return target
 
 

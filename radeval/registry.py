@@ -221,3 +221,18 @@ _builtin(
     extra="clinical",
     offline=False,
 )
+_builtin(
+    "grounding",
+    "radeval.metrics.grounding:Grounding",
+    ("grounding_similarity",),
+    "image-report cosine S_i in a frozen CLIP-style expert (BiomedCLIP by default); needs an image per record",
+    extra="grounding",
+    offline=False,
+    options={
+        "model": "registered name, hf-hub:ID, model dir, or open_clip arch (+pretrained)",
+        "device": "cpu/cuda",
+        "batch_size": "default 32",
+        "image_root": "base dir for relative image paths",
+        "on_bad_image": "error (default) | nan (rewards)",
+    },
+)

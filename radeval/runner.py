@@ -35,7 +35,16 @@ import numpy as np
 from radeval import __version__
 from radeval.data import DEFAULT_MAX_CHARS, FieldMap, Record, Skipped, Validator, invalid_records_error, iter_objects
 from radeval.errors import InputError
-from radeval.evaluation import MetricRun, Result, _dumps, atomic_write, build_metrics, per_sample_line, summarise
+from radeval.evaluation import (
+    MetricRun,
+    Result,
+    _dumps,
+    atomic_write,
+    build_metrics,
+    check_images,
+    per_sample_line,
+    summarise,
+)
 from radeval.metric import Metric
 
 STATE_DIR = ".radeval-partial"
@@ -188,15 +197,24 @@ def score_file(
     # pass 1: validate every line (memory: the ids) so bad input fails before any scoring
     bad: list[Skipped] = []
     n_valid = 0
+    needs_images = any(getattr(m, "needs_images", False) for m in metric_objs)
+    image_ids: list[str] = []
+    image_paths: list[str | None] = []
     for item in _valid_records(path, fields, max_chars, fmt):
         if isinstance(item, Skipped):
             bad.append(item)
         else:
             n_valid += 1
+            if needs_images:  # paths only (small); image metrics check them before scoring
+                image_ids.append(item.id)
+                image_paths.append(item.image)
     if bad and not skip_invalid:
         raise invalid_records_error(bad, str(path))
     if n_valid == 0:
         raise InputError(f"{path}: no valid records to score")
+    if needs_images:
+        check_images(metric_objs, image_paths, image_ids)
+        del image_ids, image_paths
 
     if out.exists() and not out.is_dir():
         raise InputError(f"--output {out} exists and is not a directory")
