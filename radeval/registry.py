@@ -182,6 +182,10 @@ _builtin(
     ("meteor",),
     "METEOR 1.5 as pycocoevalcap's jar (-l en -norm), corpus from the jar's aggregate statistics",
     extra="coco",
+    options={
+        "tokenize": "r2gen-mimic (default) | r2gen-iu | whitespace | ptb",
+        "jars": "jar processes to split a batch over (speed only; default $RADEVAL_METEOR_JARS or 1)",
+    },
 )
 _builtin(
     "bertscore",

@@ -1,0 +1,265 @@
+"""Speed of radeval's NLG suite against pycocoevalcap on the same pairs, numbers checked equal.
+
+    PYTHONPATH=. python benchmarks/bench_nlg.py [--n 10000] [--seed 0] [--modes r2gen-mimic,whitespace]
+
+For each tokenisation mode it times, on ``--n`` generated report pairs (tests/report_corpus.py):
+
+* radeval: ``Bleu``, ``RougeL`` and ``Meteor`` ``.score()`` on the raw texts (normalisation
+  included in radeval's time; caches emptied and the METEOR jar restarted before each mode,
+  so every mode pays one JVM start, as a fresh ``radeval score`` run does);
+* pycocoevalcap: ``Bleu(4)``, ``Rouge()`` and ``Meteor()`` (constructor = JVM start included)
+  ``.compute_score()`` on the texts radeval normalised (pycocoevalcap's side gets that for
+  free, so the ratio is conservative);
+
+then checks every corpus and per-sample value agrees to 1e-9 and prints the times and ratios.
+With ``--radeval-venv`` (default /work/refvenvs/radeval, if it exists) it also times RadEval's
+BLEU in that venv on the same raw pairs (RadEval imports as ``radeval`` too, so it cannot share
+our environment).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from radeval import coco, tokenize  # noqa: E402
+from radeval.metrics import meteor as meteor_mod  # noqa: E402
+from radeval.metrics import nlg  # noqa: E402
+from radeval.metrics.meteor import Meteor, one_line  # noqa: E402
+from radeval.metrics.nlg import Bleu, RougeL  # noqa: E402
+from radeval.tokenize import DEFAULT_TOKENIZE, normalize  # noqa: E402
+from tests.report_corpus import report_pairs  # noqa: E402
+
+TOL = 1e-9
+
+
+def _clear_caches() -> None:
+    tokenize.clean_r2gen_iu.cache_clear()
+    tokenize.clean_r2gen_mimic.cache_clear()
+    nlg._reference_info.cache_clear()
+    nlg._coco_ref_tokens.cache_clear()
+    coco._PTB_CACHE.clear()
+    meteor_mod._CACHE.clear()
+    coco.shutdown_meteor()
+
+
+def _timed(fn):
+    t = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t
+
+
+def _children_cpu() -> float:
+    """CPU seconds of finished child processes (the JVMs), to show where METEOR's time goes."""
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+JVM_CPU: dict[str, float] = {}
+
+
+def run_radeval(hyps, refs, mode, jars):
+    _clear_caches()
+    times, results = {}, {}
+    results["bleu"], times["bleu"] = _timed(lambda: Bleu(tokenize=mode).score(hyps, refs))
+    results["rouge_l"], times["rouge_l"] = _timed(lambda: RougeL(tokenize=mode).score(hyps, refs))
+    for j in jars:  # METEOR with each jar count, from a cold start each time
+        if j != jars[0]:
+            _clear_caches()
+        key = "meteor" if j == jars[0] else f"meteor_jars{j}"
+        cpu = _children_cpu()
+        metric = Meteor(tokenize=mode, jars=j)
+        results[key], times[key] = _timed(lambda m=metric: m.score(hyps, refs))
+        coco.shutdown_meteor()  # reap the jars so their CPU time is counted
+        JVM_CPU[f"radeval:{key}"] = _children_cpu() - cpu
+    return results, times
+
+
+def run_coco(hn, rn):
+    from pycocoevalcap.bleu.bleu import Bleu as CocoBleu
+    from pycocoevalcap.meteor.meteor import Meteor as CocoMeteor
+    from pycocoevalcap.rouge.rouge import Rouge as CocoRouge
+
+    gts = {i: [r] for i, r in enumerate(rn)}
+    res = {i: [h] for i, h in enumerate(hn)}
+    times, results = {}, {}
+    results["bleu"], times["bleu"] = _timed(lambda: CocoBleu(4).compute_score(gts, res, verbose=0))
+    results["rouge_l"], times["rouge_l"] = _timed(lambda: CocoRouge().compute_score(gts, res))
+    # the jar protocol is one line per segment: pycocoevalcap gets single-line text, as radeval sends
+    gts1 = {i: [one_line(r)] for i, r in enumerate(rn)}
+    res1 = {i: [one_line(h)] for i, h in enumerate(hn)}
+
+    def meteor():
+        scorer = CocoMeteor()
+        try:
+            return scorer.compute_score(gts1, res1)
+        finally:
+            scorer.meteor_p.stdin.close()
+            scorer.meteor_p.kill()
+            scorer.meteor_p.wait()
+
+    cpu = _children_cpu()
+    results["meteor"], times["meteor"] = _timed(meteor)
+    JVM_CPU["coco:meteor"] = _children_cpu() - cpu
+    return results, times
+
+
+def max_diffs(ours, theirs) -> dict[str, float]:
+    out = {}
+    corpus, sample = theirs["bleu"]
+    for k in range(4):
+        key = f"bleu_{k + 1}"
+        out[key] = max(
+            abs(ours["bleu"].corpus[key] - corpus[k]),
+            float(np.max(np.abs(ours["bleu"].sample[key] - np.asarray(sample[k])))),
+        )
+    for key in ("rouge_l", "meteor"):
+        corpus, sample = theirs[key]
+        out[key] = max(
+            abs(ours[key].corpus[key] - float(corpus)),
+            float(np.max(np.abs(ours[key].sample[key] - np.asarray(sample)))),
+        )
+    return out
+
+
+RADEVAL_BLEU_SCRIPT = r"""
+import json, sys, time
+pairs = json.load(open(sys.argv[1]))
+hyps = [h for h, _ in pairs]; refs = [r for _, r in pairs]
+t = time.perf_counter()
+from radeval import RadEval  # RadEval's own package, in its own venv
+ev = RadEval(metrics=["bleu"], detailed=True, show_progress=False)
+load = time.perf_counter() - t
+t = time.perf_counter()
+out = ev(refs=refs, hyps=hyps)
+print(json.dumps({"load_s": load, "score_s": time.perf_counter() - t, "result": out}, default=str))
+"""
+
+
+def run_radeval_peer(venv: Path, pairs) -> dict | None:
+    python = venv / "bin" / "python"
+    if not python.exists():
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "pairs.json"
+        data.write_text(json.dumps(pairs))
+        script = Path(tmp) / "bleu.py"
+        script.write_text(RADEVAL_BLEU_SCRIPT)
+        env = dict(os.environ, HF_HUB_OFFLINE="1")
+        env.pop("PYTHONPATH", None)
+        proc = subprocess.run(
+            [str(python), str(script), str(data)], capture_output=True, text=True, env=env, cwd=tmp, timeout=3600
+        )
+    if proc.returncode != 0:
+        return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "failed"}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=10_000)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--modes", default=f"{DEFAULT_TOKENIZE},whitespace")
+    ap.add_argument(
+        "--meteor-jars",
+        default="1",
+        help="comma list of METEOR jar-process counts to time radeval with (first one counts in totals)",
+    )
+    ap.add_argument("--radeval-venv", type=Path, default=Path("/work/refvenvs/radeval"))
+    args = ap.parse_args()
+
+    pairs = report_pairs(args.n, seed=args.seed)
+    hyps, refs = [h for h, _ in pairs], [r for _, r in pairs]
+    words = [len(t.split()) for t in hyps + refs]
+    print(
+        f"{args.n} pairs (seed {args.seed}), {len(set(pairs))} distinct; words per text: "
+        f"mean {np.mean(words):.1f}, max {max(words)}; cpus: {os.cpu_count()}, "
+        f"load avg at start: {os.getloadavg()[0]:.1f}"
+    )
+    grand = {"radeval": 0.0, "coco": 0.0}
+    whitespace_bleu: dict = {}
+    all_equal = True
+    for mode in args.modes.split(","):
+        jars = [int(j) for j in args.meteor_jars.split(",")]
+        ours, t_ours = run_radeval(hyps, refs, mode, jars)
+        hn, rn = normalize(hyps, mode), normalize(refs, mode)
+        theirs, t_theirs = run_coco(hn, rn)
+        diffs = max_diffs(ours, theirs)
+        equal = all(d <= TOL for d in diffs.values())
+        all_equal &= equal
+        print(
+            f"\n== tokenize={mode}  (numbers equal to 1e-9: {'yes' if equal else 'NO'}; "
+            f"max |diff| {max(diffs.values()):.1e})"
+        )
+        print(f"{'metric':<10}{'radeval s':>12}{'pycocoevalcap s':>18}{'ratio':>9}")
+        for key in ("bleu", "rouge_l", "meteor"):
+            print(f"{key:<10}{t_ours[key]:>12.2f}{t_theirs[key]:>18.2f}{t_theirs[key] / t_ours[key]:>8.1f}x")
+        for j in jars[1:]:
+            key = f"meteor_jars{j}"
+            same = np.array_equal(ours[key].sample["meteor"], ours["meteor"].sample["meteor"])
+            print(
+                f"{'meteor':<10}{t_ours[key]:>12.2f}{t_theirs['meteor']:>18.2f}"
+                f"{t_theirs['meteor'] / t_ours[key]:>8.1f}x   <- {j} jar processes (same values: {same})"
+            )
+        print("  METEOR JVM CPU s (start ~8 s + alignment): " + ", ".join(f"{k} {v:.1f}" for k, v in JVM_CPU.items()))
+        JVM_CPU.clear()
+        tot_o = t_ours["bleu"] + t_ours["rouge_l"] + t_ours["meteor"]
+        tot_t = sum(t_theirs.values())
+        print(f"{'total':<10}{tot_o:>12.2f}{tot_t:>18.2f}{tot_t / tot_o:>8.1f}x")
+        print(
+            f"corpus: bleu_4 {ours['bleu'].corpus['bleu_4']:.6f}  rouge_l {ours['rouge_l'].corpus['rouge_l']:.6f}"
+            f"  meteor {ours['meteor'].corpus['meteor']:.6f}"
+        )
+        if mode == "whitespace":
+            whitespace_bleu.update(result=ours["bleu"], time=t_ours["bleu"])
+        grand["radeval"] += tot_o
+        grand["coco"] += tot_t
+    print(
+        f"\nall modes: radeval {grand['radeval']:.2f} s, pycocoevalcap {grand['coco']:.2f} s, "
+        f"ratio {grand['coco'] / grand['radeval']:.1f}x; numbers equal: {'yes' if all_equal else 'NO'}"
+    )
+    coco.shutdown_meteor()
+
+    peer = run_radeval_peer(args.radeval_venv, pairs)
+    if peer is None:
+        print(f"RadEval BLEU: skipped (no venv at {args.radeval_venv})")
+    elif "error" in peer:
+        print(f"RadEval BLEU: failed ({peer['error']})")
+    else:
+        got = {k: float(v) for k, v in peer["result"].items()}
+        ws = whitespace_bleu.get("result")
+        # RadEval rounds its outputs to 4 decimals
+        same = ws is not None and all(
+            abs(got[k] - ws.corpus[f"bleu_{n}"]) <= 5e-5 + 1e-12
+            for k, n in (("bleu_1", 1), ("bleu_2", 2), ("bleu_3", 3), ("bleu", 4))
+            if k in got
+        )
+        print(
+            f"RadEval BLEU-1..4 (its own venv): import+init {peer['load_s']:.2f} s, score {peer['score_s']:.2f} s"
+            + (
+                f"; radeval whitespace BLEU {whitespace_bleu['time']:.2f} s -> "
+                f"{peer['score_s'] / whitespace_bleu['time']:.1f}x; equal to radeval tokenize=whitespace: "
+                f"{'yes' if same else 'NO'} (to its 4 decimals)"
+                if ws is not None
+                else ""
+            )
+            + f"; RadEval: {got}"
+        )
+    if not all_equal:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
