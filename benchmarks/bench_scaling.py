@@ -50,17 +50,19 @@ def run(n: int, metrics: str, workdir: Path, workers: int) -> dict:
         "import resource, runpy, sys; sys.argv = sys.argv[1:]; "
         "\ntry:\n    runpy.run_module('radeval.cli', run_name='__main__')\nexcept SystemExit as e:\n    code = e.code\n"
         "else:\n    code = 0\n"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\nsys.exit(code)"
+        "ru = resource.getrusage(resource.RUSAGE_SELF)\n"
+        "print(ru.ru_utime + ru.ru_stime, ru.ru_maxrss, file=sys.stderr)\nsys.exit(code)"
     )
     proc = subprocess.run([sys.executable, "-c", wrapper, *cmd[2:]], capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         raise SystemExit(f"radeval failed for n={n}: {proc.stderr[-2000:]}")
-    peak_kb = int(proc.stderr.strip().splitlines()[-1])
+    cpu_s, peak_kb = proc.stderr.strip().splitlines()[-1].split()
+    cpu_s, peak_kb = float(cpu_s), int(peak_kb)
     del before
     summary = json.loads((out / "summary.json").read_text())
-    return {"n": n, "wall_s": wall, "peak_rss_mb": peak_kb / 1024, "records_per_s": n / wall,
+    return {"n": n, "wall_s": wall, "cpu_s": cpu_s, "peak_rss_mb": peak_kb / 1024, "records_per_s": n / wall,
             "n_records": summary["n_records"]}
 
 
@@ -75,7 +77,7 @@ def main() -> None:
         for n in args.sizes:
             row = run(n, args.metrics, Path(tmp), args.workers)
             rows.append(row)
-            print(f"n={n:>9,}  wall={row['wall_s']:8.1f}s  peak RSS={row['peak_rss_mb']:7.1f} MB  "
+            print(f"n={n:>9,}  wall={row['wall_s']:8.1f}s  cpu={row['cpu_s']:8.1f}s  peak RSS={row['peak_rss_mb']:7.1f} MB  "
                   f"{row['records_per_s']:9,.0f} records/s", flush=True)
     out_dir = ROOT / "benchmarks" / "out"
     out_dir.mkdir(exist_ok=True)
@@ -89,10 +91,11 @@ def main() -> None:
         return
     fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.5))
     ns = [r["n"] for r in rows]
-    a.loglog(ns, [r["wall_s"] for r in rows], "o-")
-    a.loglog(ns, [rows[0]["wall_s"] * n / ns[0] for n in ns], "--", color="grey", label="linear")
+    a.loglog(ns, [r["wall_s"] for r in rows], "o-", label="wall")
+    a.loglog(ns, [r["cpu_s"] for r in rows], "s-", label="CPU (user+sys)")
+    a.loglog(ns, [rows[-1]["cpu_s"] * n / ns[-1] for n in ns], "--", color="grey", label="linear")
     a.set_xlabel("records")
-    a.set_ylabel("wall time (s)")
+    a.set_ylabel("time (s)")
     a.legend()
     b.semilogx(ns, [r["peak_rss_mb"] for r in rows], "o-")
     b.set_ylim(0, max(r["peak_rss_mb"] for r in rows) * 1.3)
