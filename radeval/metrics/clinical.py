@@ -190,18 +190,28 @@ class _ClinicalF1(Metric):
             if not isinstance(r, str):
                 raise InputError(f"reference {i}: expected a string, got {type(r).__name__}")
             keys.append(hashlib.blake2b(r.encode("utf-8", "surrogatepass"), digest_size=16).digest())
+        # rows of this batch are collected locally first: trimming the cache below must never
+        # drop a row this batch still needs (a batch larger than the cache, or old hits)
+        rows: dict[bytes, np.ndarray] = {}
         todo: dict[bytes, str] = {}
         for k, r in zip(keys, refs):
-            if k not in self._ref_cache and k not in todo:
+            if k in rows or k in todo:
+                continue
+            hit = self._ref_cache.pop(k, None)
+            if hit is None:
                 todo[k] = r
+            else:
+                rows[k] = hit
+                self._ref_cache[k] = hit  # re-insert: most recently used goes last
         if todo:
             fresh = self._labels(list(todo.values()), cache=False)
             for k, row in zip(todo, fresh):
+                rows[k] = row
                 self._ref_cache[k] = row
-            while len(self._ref_cache) > REF_CACHE_SIZE:  # oldest first
-                del self._ref_cache[next(iter(self._ref_cache))]
+        while len(self._ref_cache) > REF_CACHE_SIZE:  # least recently used first
+            del self._ref_cache[next(iter(self._ref_cache))]
         for i, k in enumerate(keys):
-            out[i] = self._ref_cache[k]
+            out[i] = rows[k]
         return out
 
     def hypothesis_labels(self, hyps: Sequence[str]) -> np.ndarray:
