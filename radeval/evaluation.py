@@ -264,6 +264,7 @@ def evaluate(
     runs: dict[str, MetricRun] = {}
     n = len(records)
     check_images(metric_objs, imgs, ids_list)
+    fit_corpus_settings(metric_objs, refs)
     for metric in metric_objs:
         chunks = []
         for start in range(0, n, CHUNK_SIZE):
@@ -283,6 +284,15 @@ def check_images(metrics: Sequence[Metric], images: Sequence[str | None], ids: S
     for metric in metrics:
         if getattr(metric, "needs_images", False) and hasattr(metric, "check_images"):
             metric.check_images(list(images), ids=list(ids))
+
+
+def fit_corpus_settings(metrics: Sequence[Metric], references: Sequence[str]) -> None:
+    """Freeze corpus-level settings (RadCliQ's BERTScore IDF) on *all* references before scoring,
+    so per-sample values never depend on how the records are chunked or batched."""
+    for metric in metrics:
+        fit = getattr(metric, "fit_references", None)
+        if fit is not None:
+            fit(list(references))
 
 
 def summarise(

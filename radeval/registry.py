@@ -240,3 +240,29 @@ _builtin(
         "on_bad_image": "error (default) | nan (rewards)",
     },
 )
+_builtin(
+    "radgraph",
+    "radeval.metrics.radgraph:RadGraphF1",
+    ("radgraph_partial", "radgraph_simple", "radgraph_complete"),
+    "RadGraph F1 (F1RadGraph's partial/simple/complete levels) on the RadGraph-XL archive; batched reimplementation of radgraph 0.1.18",
+    extra="clinical",
+    offline=False,
+    options={
+        "model_type": "radgraph-xl (default) | radgraph | modern-radgraph-xl",
+        "model_path": "explicit archive or extracted dir",
+        "encoder_path": "local dir of the archive's encoder config/tokenizer",
+    },
+)
+_builtin(
+    "radcliq",
+    "radeval.metrics.radcliq:RadCliQ",
+    ("radcliq_v1",),
+    "RadCliQ-v1 composite (RadGraph, BERTScore-IDF, CheXbert cosine, BLEU-2); LOWER is better",
+    extra="clinical",
+    offline=False,
+    options={
+        "radgraph_model": "radgraph (default) | radgraph-xl",
+        "idf": "use BERTScore IDF (default yes, the paper's setting)",
+        "idf_corpus": "texts or a file to freeze the IDF on (rewards); default: the evaluated references",
+    },
+)

@@ -42,6 +42,7 @@ from radeval.evaluation import (
     atomic_write,
     build_metrics,
     check_images,
+    fit_corpus_settings,
     per_sample_line,
     summarise,
 )
@@ -193,11 +194,22 @@ def score_file(
         raise InputError(f"--workers must be >= 1, got {workers}")
     metric_objs = build_metrics(metrics, options)
     names = [m.name for m in metric_objs]
+    if workers > 1:
+        fitted = [m.name for m in metric_objs if hasattr(m, "fit_references")]
+        if fitted:
+            raise InputError(
+                f"--workers is for CPU metrics; {', '.join(fitted)} fit corpus-level settings in the main process "
+                "(use one process, or accelerate launch for model metrics)"
+            )
 
     # pass 1: validate every line (memory: the ids) so bad input fails before any scoring
     bad: list[Skipped] = []
     n_valid = 0
     needs_images = any(getattr(m, "needs_images", False) for m in metric_objs)
+    # a corpus-level setting (RadCliQ's IDF) is fitted on every reference of the file in this
+    # first pass; only metrics that declare one make us hold the references
+    needs_refs = any(hasattr(m, "fit_references") for m in metric_objs)
+    all_refs: list[str] = []
     image_ids: list[str] = []
     image_paths: list[str | None] = []
     for item in _valid_records(path, fields, max_chars, fmt):
@@ -205,6 +217,8 @@ def score_file(
             bad.append(item)
         else:
             n_valid += 1
+            if needs_refs:
+                all_refs.append(item.reference)
             if needs_images:  # paths only (small); image metrics check them before scoring
                 image_ids.append(item.id)
                 image_paths.append(item.image)
@@ -215,6 +229,9 @@ def score_file(
     if needs_images:
         check_images(metric_objs, image_paths, image_ids)
         del image_ids, image_paths
+    if needs_refs:
+        fit_corpus_settings(metric_objs, all_refs)
+        del all_refs
 
     if out.exists() and not out.is_dir():
         raise InputError(f"--output {out} exists and is not a directory")
