@@ -181,8 +181,8 @@ class RewardsSection:
     bleu4: str = "bleu:bleu_4"
     rouge_l: str = "rouge_l:rouge_l"
     bertscore: str = "bertscore:bertscore_f1"
-    chexbert: str = "chexbert:chexbert_f1"
-    radgraph: str = "radgraph"
+    chexbert: str = "chexbert:chexbert_f1_sample"
+    radgraph: str = "radgraph:radgraph_partial"
     #: radeval.get_metric options per metric, e.g. {"bleu": {"tokenize": "r2gen-iu"}}
     metric_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: stage visual: the frozen expert's raw image–report similarity S_i (Eq. 6), as

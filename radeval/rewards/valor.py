@@ -28,7 +28,7 @@ Defaults for the constants the paper leaves open (ours; all settable in :class:`
 λ_vis = 0.5 (the paper's best, Table 3 / Fig. 6a). The terms' metrics are registry names:
 BLEU-4 ``bleu:bleu_4``, ROUGE-L ``rouge_l:rouge_l``, BERTScore ``bertscore:bertscore_f1``,
 CheXbert ``chexbert:chexbert_f1_sample`` (per-report F1 pooled over the 14 observations;
-a normal/normal pair scores 1), RadGraph ``radgraph`` (its first key). A term whose weight
+a normal/normal pair scores 1), RadGraph ``radgraph:radgraph_partial`` (RG_ER). A term whose weight
 is 0 is never computed (e.g. ``lambda_rg=0`` needs no RadGraph model).
 """
 
@@ -188,7 +188,7 @@ class ValorConfig:
     rouge_l: str = "rouge_l:rouge_l"
     bertscore: str = "bertscore:bertscore_f1"
     chexbert: str = "chexbert:chexbert_f1_sample"
-    radgraph: str = "radgraph"
+    radgraph: str = "radgraph:radgraph_partial"
     #: metric name -> options for radeval.get_metric (e.g. {"bleu": {"tokenize": "r2gen-iu"}})
     metric_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     reference_column: str = "ground_truth"
