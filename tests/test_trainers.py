@@ -619,3 +619,11 @@ def test_cli_names_the_extra_when_missing(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "trl" else real(name, *a))
     with pytest.raises(DependencyError, match=r"pip install 'radeval-toolkit\[train\]'"):
         train_cmd.train(stage="text", config=CONFIGS / "text.yaml", overrides=[])
+
+
+def test_package_level_generate_stays_a_function():
+    """Regression: a submodule named `generate` used to shadow trainers.generate after first use."""
+    import trainers
+    import trainers.generation  # noqa: F401  (the module that writes predictions)
+
+    assert callable(trainers.generate) and trainers.generate.__module__ == "trainers"

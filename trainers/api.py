@@ -57,7 +57,7 @@ def generate(
 
     ``checkpoint`` defaults to ``<train.output_dir>/final``.
     """
-    from trainers.generate import generate_predictions
+    from trainers.generation import generate_predictions
 
     cfg = _config(config, overrides, None)
     ckpt = checkpoint or Path(cfg.train.output_dir) / "final"

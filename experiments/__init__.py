@@ -1,0 +1,1 @@
+"""Experiments built on radeval and its trainers (not part of the installed library)."""
