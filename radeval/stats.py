@@ -21,7 +21,7 @@ from radeval.metric import Metric
 DEFAULT_BOOTSTRAP = 1000
 DEFAULT_TRIALS = 10_000
 # resample counts are built in blocks of about this many cells to bound memory
-_BLOCK_CELLS = 4_000_000
+_BLOCK_CELLS = 1_000_000
 
 
 def _resample_totals(stats: np.ndarray, n_resamples: int, rng: np.random.Generator):
@@ -31,7 +31,8 @@ def _resample_totals(stats: np.ndarray, n_resamples: int, rng: np.random.Generat
     done = 0
     while done < n_resamples:
         b = min(block, n_resamples - done)
-        idx = rng.integers(0, n, size=(b, n))
+        # one draw per resample, so the random stream (and every CI) does not depend on the block size
+        idx = np.stack([rng.integers(0, n, size=n) for _ in range(b)])
         flat = (idx + (np.arange(b) * n)[:, None]).ravel()
         counts = np.bincount(flat, minlength=b * n).reshape(b, n).astype(np.float64)
         yield counts @ stats

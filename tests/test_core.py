@@ -111,8 +111,8 @@ def test_bootstrap_matches_naive_resampling():
     rng = np.random.default_rng(3)
     n = len(stats)
     vals = []
-    idx = rng.integers(0, n, size=(50, n))
-    for row in idx:
+    for _ in range(50):
+        row = rng.integers(0, n, size=n)
         vals.append(metric.corpus(stats[row])["bleu_4"])
     lo, hi = np.percentile(vals, [2.5, 97.5])
     assert ci["bleu_4"] == pytest.approx((lo, hi), abs=1e-12)
@@ -149,3 +149,14 @@ def test_single_record_has_no_ci():
     r = evaluate(predictions=["a b"], references=["a b"], metrics=["bleu"])
     assert r.summary()["metrics"]["bleu_1"]["ci95"] is None
     assert r.corpus["bleu_1"] == pytest.approx(1.0)
+
+
+def test_ci_does_not_depend_on_the_block_size(monkeypatch):
+    from radeval import stats as stats_mod
+
+    metric = Bleu()
+    stats = metric.stats(HYPS, REFS)
+    a = bootstrap_ci(metric, stats, n_resamples=40, seed=1)
+    monkeypatch.setattr(stats_mod, "_BLOCK_CELLS", 7)
+    b = bootstrap_ci(metric, stats, n_resamples=40, seed=1)
+    assert a == b
