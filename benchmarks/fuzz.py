@@ -76,7 +76,7 @@ def _rewards(data: bytes) -> None:
     from radeval.rewards.trl import make_reward
 
     text = data.decode("utf-8", "replace")
-    for name in ("bleu", "rouge_l", "chexpert_rules"):
+    for name in ("bleu_4", "rouge_l", "chexpert_rules_f1_sample"):
         r = make_reward(name)(prompts=[""], completions=[text], ground_truth=["No acute cardiopulmonary process."])
         assert all(v is None or (isinstance(v, float) and math.isfinite(v)) for v in r)
 
@@ -89,13 +89,24 @@ def _boxes(data: bytes) -> None:
         assert len(box) == 4 and all(math.isfinite(v) for v in box)
 
 
-def _config(data: bytes) -> None:
-    from radeval.errors import RadevalError
-    from trainers.config import load_config_text
+_CONFIG_FILE = None
 
+
+def _config(data: bytes) -> None:
+    """A YAML stage config (file) plus key=value overrides, as `radeval train` reads them."""
+    import tempfile
+
+    from radeval.errors import RadevalError
+    from trainers.config import load_config
+
+    global _CONFIG_FILE
+    if _CONFIG_FILE is None:
+        _CONFIG_FILE = Path(tempfile.mkdtemp()) / "stage.yaml"
     text = data.decode("utf-8", "replace")
+    head, _, tail = text.partition("\x00")
+    _CONFIG_FILE.write_text(head, encoding="utf-8")
     try:
-        load_config_text(text, stage="text")
+        load_config(_CONFIG_FILE, [o for o in tail.split("\n") if o], stage="text")
     except RadevalError:
         pass
 
@@ -119,7 +130,7 @@ SEEDS = {
     "extract": [b"<think>x</think><report>No effusion.</report>"],
     "rewards": [b"<report>Mild cardiomegaly. No effusion.</report>"],
     "boxes": [b"The effusion is at [0.1, 0.2, 0.5, 0.9] and [10, 20, 30, 40]"],
-    "config": [b"stage: text\nlr: 1.0e-6\nk_clin: 4\n"],
+    "config": [b"stage: text\ntrain:\n  learning_rate: 1.0e-6\n\x00rewards.k_clin=4\n"],
 }
 
 

@@ -266,3 +266,34 @@ _builtin(
         "idf_corpus": "texts or a file to freeze the IDF on (rewards); default: the evaluated references",
     },
 )
+_builtin(
+    "green",
+    "radeval.metrics.green:Green",
+    ("green",),
+    "GREEN (StanfordAIMI/GREEN-RadLlama2-7b): matched / (matched + significant errors (a)-(f)); "
+    "transformers | vllm | OpenAI-compatible endpoint",
+    extra="green",
+    offline=False,
+    options={
+        "backend": "transformers (default) | vllm | endpoint",
+        "endpoint": "URL of an OpenAI-compatible server (implies backend endpoint)",
+        "endpoint_model": "served model id (default: the server's first)",
+        "model_path": "local GREEN dir",
+        "batch_size": "8",
+        "trust_remote_code": "false unless you pass it",
+    },
+)
+_builtin(
+    "ratescore",
+    "radeval.metrics.ratescore:RaTEScore",
+    ("ratescore",),
+    "RaTEScore as RaTEScore 0.6.0 (RaTE-NER-Deberta + BioLORD-2023-C, long matrix); a side with no "
+    "entities scores 0.5 as in the package (rewards: empty_score=0.0)",
+    extra="ratescore",
+    offline=False,
+    options={
+        "affinity_matrix": "long | short | JSON path",
+        "empty_score": "default 0.5 (package); 0.0 for rewards",
+        "splitter": "medspacy (exact; Python >= 3.12 or numpy < 2) | simple (approximation, own signature)",
+    },
+)

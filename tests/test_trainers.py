@@ -627,3 +627,15 @@ def test_package_level_generate_stays_a_function():
     import trainers.generation  # noqa: F401  (the module that writes predictions)
 
     assert callable(trainers.generate) and trainers.generate.__module__ == "trainers"
+
+
+def test_config_with_non_string_keys_is_a_config_error(tmp_path):
+    """Found by fuzzing (benchmarks/fuzz.py, target config): YAML keys that are not strings."""
+    from radeval.errors import ConfigError
+    from trainers.config import load_config
+
+    for text in ("?\n\ufffd\ufffd:::::::", "1: 2\n", "train:\n  null: 3\n"):
+        f = tmp_path / "c.yaml"
+        f.write_text(text, encoding="utf-8")
+        with pytest.raises(ConfigError):
+            load_config(f, stage="text")

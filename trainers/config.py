@@ -412,6 +412,10 @@ def _coerce(name: str, tp: Any, value: Any) -> Any:
 def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
     hints = get_type_hints(cls)
     known = {f.name for f in dataclasses.fields(cls)}
+    odd = [k for k in data if not isinstance(k, str)]
+    if odd:  # YAML allows null/number/bool keys ("? :", "1: x"); a setting name is a string
+        where = f"section {prefix!r}" if prefix else "the top level"
+        raise ConfigError(f"setting names must be strings; got {odd!r} in {where}")
     unknown = sorted(set(data) - known)
     if unknown:
         where = f"section {prefix!r}" if prefix else "the top level"

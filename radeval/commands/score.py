@@ -142,6 +142,7 @@ def score(
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run in --output")] = False,
     workers: Annotated[int, typer.Option("--workers", help="Processes for CPU metrics")] = 1,
     chunk_size: Annotated[int, typer.Option("--chunk-size", help="Records per chunk (streaming/resume unit)")] = 2048,
+    green_endpoint: Annotated[str | None, typer.Option("--green-endpoint", help="OpenAI-compatible server of the GREEN model (e.g. vllm serve), for metric green")] = None,
 ) -> None:
     """Score a file of predictions against references; print a table, write the output contract.
 
@@ -154,6 +155,10 @@ def score(
 
     names = resolve(metrics)
     options = parse_options(option, tokenize, names)
+    if green_endpoint:
+        if "green" not in names:
+            raise ConfigError("--green-endpoint is for metric green; add it to --metrics")
+        options.setdefault("green", {})["endpoint"] = green_endpoint
     fields = FieldMap(id_field, prediction_field, reference_field, image_field)
     if output is not None:
         from radeval.runner import score_file
