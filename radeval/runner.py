@@ -108,8 +108,8 @@ def _chunks(items: Iterator[Record], size: int) -> Iterator[list[tuple[str, str,
 
 
 class _State:
-    def __init__(self, out_dir: Path, metrics: Sequence[Metric]):
-        self.dir = out_dir / STATE_DIR
+    def __init__(self, out_dir: Path, metrics: Sequence[Metric], rank_dir: str | None = None):
+        self.dir = out_dir / STATE_DIR / rank_dir if rank_dir else out_dir / STATE_DIR
         self.metrics = metrics
         self.files = {"ids": self.dir / "ids.jsonl", "per_sample": self.dir / "per_sample.jsonl"}
         for m in metrics:
@@ -183,8 +183,13 @@ def score_file(
     resume: bool = False,
     progress: Any = None,
     _kill_after_chunks: int | None = None,
-) -> Result:
-    """Score ``path`` into ``out_dir`` (streaming, resumable); returns the Result (without per-sample arrays)."""
+) -> Result | None:
+    """Score ``path`` into ``out_dir`` (streaming, resumable); returns the Result (without per-sample arrays).
+
+    Under ``torchrun`` / ``accelerate launch`` (WORLD_SIZE > 1) each rank scores every W-th record
+    into its own state directory; rank 0 gathers the rows in record order, writes the outputs
+    and returns the Result, the other ranks return None.
+    """
     path, out = Path(path), Path(out_dir)
     fields = fields or FieldMap()
     options = dict(options or {})
@@ -248,11 +253,19 @@ def score_file(
         "seed": seed,
         "confidence": confidence,
     }
-    state = _State(out, metric_objs)
+    rank, world = distributed_rank()
+    if world > 1:
+        if workers > 1:
+            raise InputError("--workers cannot be combined with a multi-process launch (torchrun/accelerate)")
+        manifest["world_size"] = world
+        _select_local_gpu()
+    state = _State(out, metric_objs, f"rank-{rank}" if world > 1 else None)
     done = state.start(manifest, resume)
 
     keys = [k for m in metric_objs for k in m.keys]
     records = (r for r in _valid_records(path, fields, max_chars, fmt) if isinstance(r, Record))
+    if world > 1:  # records are dealt round-robin: rank r scores records r, r + W, r + 2W, ...
+        records = (r for i, r in enumerate(records) if i % world == rank)
     for _ in range(done):  # skip what a killed run already committed
         next(records)
     executor = ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(names, options)) if workers > 1 else None
@@ -295,17 +308,98 @@ def score_file(
         if executor:
             executor.shutdown(cancel_futures=True)
 
-    ids, stats = state.load()
+    if world > 1:
+        _barrier()
+        if rank != 0:
+            return None  # rank 0 gathers every rank's rows in record order and writes the outputs
+        ids, stats = _gather_ranks(out, metric_objs, world)
+    else:
+        ids, stats = state.load()
     runs = {m.name: MetricRun(m, stats[m.name], {}) for m in metric_objs}
     result = summarise(ids, runs, bootstrap=bootstrap, seed=seed, confidence=confidence, skipped=bad)
     # final files: per-sample first, summary.json last (its presence marks a finished run)
-    os.replace(state.files["per_sample"], out / "per_sample.jsonl")
+    if world > 1:
+        _interleave_lines([_State(out, metric_objs, f"rank-{r}").files["per_sample"] for r in range(world)],
+                          out / "per_sample.jsonl")
+        state.dir = out / STATE_DIR  # remove every rank's state below
+    else:
+        os.replace(state.files["per_sample"], out / "per_sample.jsonl")
     _write_per_sample_csv(out / "per_sample.jsonl", out / "per_sample.csv", keys)
     atomic_write(out / "details.json", _dumps(result.details))
     atomic_write(out / "summary.md", result.to_markdown())
     atomic_write(out / "summary.json", _dumps(result.summary()))
     shutil.rmtree(state.dir)
     return result
+
+
+def distributed_rank() -> tuple[int, int]:
+    """(rank, world size) under torchrun / accelerate launch (their RANK / WORLD_SIZE), else (0, 1)."""
+    try:
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        rank = int(os.environ.get("RANK", "0"))
+    except ValueError as e:
+        raise InputError(f"bad RANK/WORLD_SIZE in the environment: {e}") from e
+    if world < 1 or not 0 <= rank < world:
+        raise InputError(f"bad RANK={rank} / WORLD_SIZE={world} in the environment")
+    return rank, world
+
+
+def _select_local_gpu() -> None:
+    """One GPU per rank: make cuda:LOCAL_RANK the current device, so metrics on "cuda" use it."""
+    try:
+        import torch
+    except ImportError:
+        return
+    if torch.cuda.is_available():
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")) % torch.cuda.device_count())
+
+
+def _barrier() -> None:
+    """Wait for every rank (torch.distributed over gloo, as torchrun/accelerate set it up)."""
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("gloo")
+    dist.barrier()
+
+
+def _gather_ranks(out: Path, metrics: Sequence[Metric], world: int) -> tuple[list[str], dict[str, np.ndarray]]:
+    """Every rank's ids and stats rows, interleaved back into record order (record i: rank i % W)."""
+    parts = [_State(out, metrics, f"rank-{r}").load() for r in range(world)]
+    n = sum(len(p[0]) for p in parts)
+    ids: list[str] = [""] * n
+    stats = {m.name: np.empty((n, parts[0][1][m.name].shape[1] if n else 0)) for m in metrics}
+    for r, (rids, rstats) in enumerate(parts):
+        ids[r::world] = rids
+        for m in metrics:
+            stats[m.name][r::world] = rstats[m.name]
+    return ids, stats
+
+
+def _interleave_lines(sources: Sequence[Path], dest: Path) -> None:
+    """Merge per-rank per_sample files round-robin into dest (temp file + rename)."""
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
+    handles = [open(p, "rb") for p in sources]
+    try:
+        with os.fdopen(fd, "wb") as f:
+            while True:
+                wrote = False
+                for h in handles:
+                    line = h.readline()
+                    if line:
+                        f.write(line)
+                        wrote = True
+                if not wrote:
+                    break
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, dest)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    finally:
+        for h in handles:
+            h.close()
 
 
 def _write_per_sample_csv(jsonl: Path, dest: Path, keys: Sequence[str]) -> None:

@@ -126,3 +126,18 @@ def test_cli_resume_flag(tmp_path, data):
     assert main(["score", str(src), "-m", ",".join(METRICS), "-o", str(out), "--bootstrap", "200",
                  "--chunk-size", "64", "--resume", "-q"]) == 0
     assert outputs(out) == expected
+
+
+def test_torchrun_two_ranks_equal_single_process(tmp_path, data):
+    """Sharded by rank under torchrun (gloo on CPU), gathered in record order: byte-identical."""
+    pytest.importorskip("torch")
+    src, expected = data
+    out = tmp_path / "dist"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29531",
+           "-m", "radeval.cli", "score", str(src), "-m", ",".join(METRICS), "-o", str(out),
+           "--bootstrap", "200", "--chunk-size", "64", "-q"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert outputs(out) == expected
+    assert not (out / STATE_DIR).exists()

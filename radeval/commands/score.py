@@ -173,6 +173,8 @@ def score(
                 result = score_file(file, names, output, progress=update, **kwargs)
         else:
             result = score_file(file, names, output, **kwargs)
+        if result is None:
+            return  # a non-zero rank of a torchrun/accelerate launch: rank 0 writes the outputs
         _report_skipped(file, result.skipped)
         if not quiet:
             _print_table(result, f"{file} — {result.n_records} records")
