@@ -23,6 +23,10 @@ from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 
 from radeval.errors import ConfigError
+from radeval.rewards.valor import ValorConfig
+
+# one source for VALOR's constants: the reward layer's defaults (documented in radeval.rewards.valor)
+_VALOR = ValorConfig()
 
 STAGES = ("sft", "text", "visual", "dpo", "grpo")
 
@@ -164,25 +168,25 @@ class GrpoSection:
 @dataclass
 class RewardsSection:
     #: Eq. 3 weights (λ_lex + λ_sem = 1; paper silent on values): equal weight
-    lambda_lex: float = 0.5
-    lambda_sem: float = 0.5
+    lambda_lex: float = _VALOR.lambda_lex
+    lambda_sem: float = _VALOR.lambda_sem
     #: Eq. 4 weights (paper silent): equal weight
-    lambda_cx: float = 0.5
-    lambda_rg: float = 0.5
+    lambda_cx: float = _VALOR.lambda_cx
+    lambda_rg: float = _VALOR.lambda_rg
     #: Eq. 5 strength of the periodic clinical term (paper silent): 1 = same scale as R_ver
-    lambda_clin: float = 1.0
+    lambda_clin: float = _VALOR.lambda_clin
     #: Eq. 5 period (paper: "moderate" beats per-step and rare injection): every 10 updates
-    k_clin: int = 10
+    k_clin: int = _VALOR.k_clin
     #: Eq. 8 mix (the paper's best, Table 3 / Fig. 6a)
-    lambda_vis: float = 0.5
+    lambda_vis: float = _VALOR.lambda_vis
     #: weight of the format reward, added to R_text in both stages (paper gives no weight)
     format_weight: float = 1.0
     #: metrics of each term, as radeval registry "metric:key"
-    bleu4: str = "bleu:bleu_4"
-    rouge_l: str = "rouge_l:rouge_l"
-    bertscore: str = "bertscore:bertscore_f1"
-    chexbert: str = "chexbert:chexbert_f1_sample"
-    radgraph: str = "radgraph:radgraph_partial"
+    bleu4: str = _VALOR.bleu4
+    rouge_l: str = _VALOR.rouge_l
+    bertscore: str = _VALOR.bertscore
+    chexbert: str = _VALOR.chexbert
+    radgraph: str = _VALOR.radgraph
     #: radeval.get_metric options per metric, e.g. {"bleu": {"tokenize": "r2gen-iu"}}
     metric_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: stage visual: the frozen expert's raw image–report similarity S_i (Eq. 6), as
@@ -227,8 +231,6 @@ class StageConfig:
 
     def valor_config(self, step_offset: int = 0):
         """The rewards' :class:`radeval.rewards.ValorConfig` (clinical off → λ_clin = 0)."""
-        from radeval.rewards.valor import ValorConfig
-
         r = self.rewards
         return ValorConfig(
             lambda_lex=r.lambda_lex,
