@@ -69,31 +69,48 @@ class FieldMap:
     image: str = "image"
 
 
-def _validate(obj: Any, line: int, fields: FieldMap, max_chars: int) -> Record:
-    """Turn one parsed object into a Record or raise ValueError with a message naming the field."""
+def check_object(obj: Any) -> dict[str, Any]:
     if not isinstance(obj, dict):
         raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
-    rid = obj.get(fields.id)
+    return obj
+
+
+def check_id(obj: dict[str, Any], name: str) -> str:
+    """The record id (string or integer, non-empty) or ValueError naming the field."""
+    rid = obj.get(name)
     if rid is None:
-        raise ValueError(f"missing field {fields.id!r} (the record id; map another field with --id-field)")
+        raise ValueError(f"missing field {name!r} (the record id; map another field with --id-field)")
     if isinstance(rid, bool) or not isinstance(rid, (str, int)):
-        raise ValueError(f"field {fields.id!r} must be a string or integer, got {type(rid).__name__}")
+        raise ValueError(f"field {name!r} must be a string or integer, got {type(rid).__name__}")
     rid = str(rid)
     if not rid.strip():
-        raise ValueError(f"field {fields.id!r} is empty")
-    texts = {}
-    for role, name in (("prediction", fields.prediction), ("reference", fields.reference)):
-        if name not in obj or obj[name] is None:
-            raise ValueError(f"missing field {name!r} (the {role}; map another field with --{role}-field)")
-        value = obj[name]
-        if not isinstance(value, str):
-            raise ValueError(f"field {name!r} must be a string, got {type(value).__name__}")
-        if len(value) > max_chars:
-            raise ValueError(
-                f"field {name!r} has {len(value):,} characters (limit {max_chars:,}); "
-                "raise the limit with --max-report-chars or truncate the text"
-            )
-        texts[role] = value
+        raise ValueError(f"field {name!r} is empty")
+    return rid
+
+
+def check_text(obj: dict[str, Any], name: str, role: str, option: str, max_chars: int) -> str:
+    """A report field (present, a string, within ``max_chars``) or ValueError naming it and the fix."""
+    if name not in obj or obj[name] is None:
+        raise ValueError(f"missing field {name!r} (the {role}; map another field with {option})")
+    value = obj[name]
+    if not isinstance(value, str):
+        raise ValueError(f"field {name!r} must be a string, got {type(value).__name__}")
+    if len(value) > max_chars:
+        raise ValueError(
+            f"field {name!r} has {len(value):,} characters (limit {max_chars:,}); "
+            "raise the limit with --max-report-chars or truncate the text"
+        )
+    return value
+
+
+def _validate(obj: Any, line: int, fields: FieldMap, max_chars: int) -> Record:
+    """Turn one parsed object into a Record or raise ValueError with a message naming the field."""
+    obj = check_object(obj)
+    rid = check_id(obj, fields.id)
+    texts = {
+        role: check_text(obj, name, role, f"--{role}-field", max_chars)
+        for role, name in (("prediction", fields.prediction), ("reference", fields.reference))
+    }
     if not texts["reference"].strip():
         raise ValueError(f"field {fields.reference!r} is empty: there is nothing to compare against")
     image = obj.get(fields.image)

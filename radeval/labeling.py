@@ -28,7 +28,15 @@ from typing import Any
 
 import numpy as np
 
-from radeval.data import DEFAULT_MAX_CHARS, MAX_ERRORS_SHOWN, Skipped, iter_objects
+from radeval.data import (
+    DEFAULT_MAX_CHARS,
+    MAX_ERRORS_SHOWN,
+    Skipped,
+    check_id,
+    check_object,
+    check_text,
+    iter_objects,
+)
 from radeval.errors import ConfigError, InputError
 from radeval.labels import CHEXPERT_OBSERVATIONS
 
@@ -101,27 +109,8 @@ def read_reports(
 def _check(obj: Any, id_field: str, report_field: str, max_chars: int) -> tuple[str, str]:
     if isinstance(obj, Exception):
         raise ValueError(str(obj))
-    if not isinstance(obj, dict):
-        raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
-    rid = obj.get(id_field)
-    if rid is None:
-        raise ValueError(f"missing field {id_field!r} (the record id; map another field with --id-field)")
-    if isinstance(rid, bool) or not isinstance(rid, (str, int)):
-        raise ValueError(f"field {id_field!r} must be a string or integer, got {type(rid).__name__}")
-    rid = str(rid)
-    if not rid.strip():
-        raise ValueError(f"field {id_field!r} is empty")
-    if report_field not in obj or obj[report_field] is None:
-        raise ValueError(f"missing field {report_field!r} (the report; map another field with --field)")
-    text = obj[report_field]
-    if not isinstance(text, str):
-        raise ValueError(f"field {report_field!r} must be a string, got {type(text).__name__}")
-    if len(text) > max_chars:
-        raise ValueError(
-            f"field {report_field!r} has {len(text):,} characters (limit {max_chars:,}); "
-            "raise the limit with --max-report-chars or truncate the text"
-        )
-    return rid, text
+    obj = check_object(obj)
+    return check_id(obj, id_field), check_text(obj, report_field, "report", "--field", max_chars)
 
 
 def labels_to_json(row: np.ndarray) -> dict[str, int | None]:
