@@ -253,6 +253,7 @@ def score_file(
         "seed": seed,
         "confidence": confidence,
     }
+    shutil.rmtree(out / (STATE_DIR + ".done"), ignore_errors=True)  # leftover of a kill during cleanup
     rank, world = distributed_rank()
     if world > 1:
         if workers > 1:
@@ -323,12 +324,18 @@ def score_file(
                           out / "per_sample.jsonl")
         state.dir = out / STATE_DIR  # remove every rank's state below
     else:
-        os.replace(state.files["per_sample"], out / "per_sample.jsonl")
+        # a copy, not a move: a kill before summary.json must leave the state resumable
+        _interleave_lines([state.files["per_sample"]], out / "per_sample.jsonl")
     _write_per_sample_csv(out / "per_sample.jsonl", out / "per_sample.csv", keys)
     atomic_write(out / "details.json", _dumps(result.details))
     atomic_write(out / "summary.md", result.to_markdown())
     atomic_write(out / "summary.json", _dumps(result.summary()))
-    shutil.rmtree(state.dir)
+    # retire the state in one atomic rename, then delete it: a kill during the delete leaves only
+    # a ".done" leftover, which the next run removes, never a half-deleted resumable state
+    done_dir = state.dir.with_name(state.dir.name + ".done")
+    shutil.rmtree(done_dir, ignore_errors=True)
+    os.replace(state.dir, done_dir)
+    shutil.rmtree(done_dir)
     return result
 
 

@@ -141,3 +141,22 @@ def test_torchrun_two_ranks_equal_single_process(tmp_path, data):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert outputs(out) == expected
     assert not (out / STATE_DIR).exists()
+
+
+def test_kill_after_per_sample_written_but_before_summary(tmp_path, data, monkeypatch):
+    """A kill between the final per-sample file and summary.json leaves a resumable state."""
+    import radeval.runner as runner
+
+    src, expected = data
+    out = tmp_path / "out"
+
+    def die(*a, **k):
+        raise KeyboardInterrupt  # stands in for a kill at this point
+
+    monkeypatch.setattr(runner, "_write_per_sample_csv", die)
+    with pytest.raises(KeyboardInterrupt):
+        score_file(src, METRICS, out, bootstrap=200, chunk_size=64)
+    monkeypatch.undo()
+    assert (out / STATE_DIR).exists() and not (out / "summary.json").exists()
+    score_file(src, METRICS, out, bootstrap=200, chunk_size=64, resume=True)
+    assert outputs(out) == expected
