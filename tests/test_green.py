@@ -8,6 +8,7 @@ import json
 import math
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -34,13 +35,108 @@ def _one_torch_thread():
 
 
 # ----- prompt contract -----------------------------------------------------------------------
-# sha256 of GREEN's make_prompt("REF", "CAND") computed on the GREEN repository's own function
-# (green_score/utils.py) when this module was written: pins the prompt byte for byte.
-PROMPT_SHA256 = "4e621f21f3a8802263136333c20f59e6b103d87179c675cea196e36e81cf6eb0"
+# GREEN's prompt is GREEN's text, not ours: it is fetched by `radeval models download
+# green-prompt` and never stored here. The tests use a stand-in with the same shape (a
+# make_prompt whose f-string holds the two reports), written for these tests.
+FAKE_UTILS = (
+    "import re\n\n\n"
+    "def make_prompt(text1, text2, max_len=300):\n"
+    '    """stand-in written for radeval\'s tests, same shape as GREEN\'s"""\n'
+    '    text1 = " ".join(text1.split()[:max_len])\n'
+    '    text2 = " ".join(text2.split()[:max_len])\n'
+    '    prompt = f"Compare two chest X-ray reports.\\n\\n    Reference Report:\\n    {text1}\\n\\n'
+    '    Candidate Report:\\n    {text2}\\n\\n    Reply in the bracketed format.\\n"\n'
+    "    return prompt\n"
+)
+FAKE_TEMPLATE = G.template_from_source(FAKE_UTILS, "test")
 
 
-def test_prompt_is_greens_byte_for_byte():
-    assert hashlib.sha256(G.make_prompt("REF", "CAND").encode()).hexdigest() == PROMPT_SHA256
+@pytest.fixture(autouse=True)
+def _judge_env(tmp_path, monkeypatch):
+    """The stand-in template in a models folder, and a fresh judge response cache per test."""
+    d = tmp_path / "models" / "green-prompt"
+    d.mkdir(parents=True)
+    (d / "utils.py").write_text(FAKE_UTILS)
+    monkeypatch.setenv("RADEVAL_MODELS_DIR", str(tmp_path / "models"))
+    monkeypatch.setenv("RADEVAL_JUDGE_CACHE", str(tmp_path / "judge-cache"))
+
+
+def test_the_pinned_prompt_hash_is_the_one_the_tests_pinned():
+    # computed on GREEN's own make_prompt("REF", "CAND") when the prompt lived in radeval's code
+    assert G.PROMPT_SHA256 == "4e621f21f3a8802263136333c20f59e6b103d87179c675cea196e36e81cf6eb0"
+
+
+def test_real_greens_prompt_when_downloaded(monkeypatch):
+    """Byte-for-byte check of GREEN's own prompt, where it was downloaded (skipped otherwise)."""
+    monkeypatch.delenv("RADEVAL_MODELS_DIR")
+    from radeval import models
+
+    res = models.locate("green-prompt")
+    if res.path is None:
+        pytest.skip("GREEN's prompt template is not downloaded (radeval models download green-prompt)")
+    t = G.load_template()
+    assert hashlib.sha256(G.make_prompt("REF", "CAND", template=t).encode()).hexdigest() == G.PROMPT_SHA256
+
+
+def test_template_is_read_not_executed_and_slots_follow_the_arguments():
+    t = G.template_from_source(FAKE_UTILS.replace("import re", "raise SystemExit"))
+    assert t.render("R", "C").startswith("Compare two chest X-ray reports.\n\n    Reference Report:\n    R\n")
+    assert not t.is_greens and len(t.sha256) == 64
+    with pytest.raises(ConfigError, match="no make_prompt"):
+        G.template_from_source("def other(a, b):\n    return f'{a}{b}'\n")
+    with pytest.raises(ConfigError, match="found 0"):
+        G.template_from_source("def make_prompt(a, b):\n    return f'{a!r}{b}'\n")
+
+
+def test_missing_template_gets_the_model_managers_message(monkeypatch, tmp_path):
+    monkeypatch.setenv("RADEVAL_MODELS_DIR", str(tmp_path / "nowhere"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    with pytest.raises(ModelNotFound, match="radeval models download green-prompt"):
+        G.make_prompt("a", "b")
+
+
+def test_download_fetches_the_pinned_file_and_checks_both_hashes(tmp_path, monkeypatch):
+    """`radeval models download green-prompt` against a stand-in raw-file host on loopback:
+    the file's sha256 and the rendered prompt's sha256 (GREEN's pinned hash) are both checked."""
+    from radeval import models
+
+    spec = models.get_spec("green-prompt")
+    repo, commit, ((src, _),) = spec.git_files
+    served = {}
+
+    class H(BaseHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+
+        def do_GET(self):
+            body = served.get(self.path)
+            self.send_response(200 if body is not None else 404)
+            self.end_headers()
+            self.wfile.write(body or b"")
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), H)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("RADEVAL_GIT_RAW_BASE", f"http://127.0.0.1:{httpd.server_address[1]}")
+        monkeypatch.setenv("RADEVAL_MODELS_DIR", str(tmp_path / "m"))
+        served[f"/{repo}/{commit}/{src}"] = FAKE_UTILS.encode()
+        # other bytes than the pinned file: refused before anything is written
+        with pytest.raises(ModelNotFound, match="expected " + spec.sha256["utils.py"]):
+            models.download("green-prompt")
+        assert not (tmp_path / "m" / "green-prompt" / "utils.py").exists()
+        # the file hash matches (spec pinned to the stand-in) but the prompt is not GREEN's
+        fake_sha = hashlib.sha256(FAKE_UTILS.encode()).hexdigest()
+        monkeypatch.setitem(models.MODELS, "green-prompt", replace(spec, sha256={"utils.py": fake_sha}))
+        with pytest.raises(ModelNotFound, match=G.PROMPT_SHA256):
+            models.download("green-prompt")
+        # and both checks pass when the rendered prompt has the pinned hash
+        monkeypatch.setattr(G, "PROMPT_SHA256", FAKE_TEMPLATE.sha256)
+        path = models.download("green-prompt")
+        assert (path / "utils.py").read_bytes() == FAKE_UTILS.encode()
+        assert models.read_record("green-prompt")["commit"] == commit
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
 
 
 def test_prompt_truncates_each_report_to_300_words_and_normalises_whitespace():
@@ -49,7 +145,7 @@ def test_prompt_truncates_each_report_to_300_words_and_normalises_whitespace():
     assert "w299" in p and "w300" not in p
     assert "\n    Heart normal. No effusion.\n" in p
     # empty reports keep their indented (blank) line, as in GREEN's f-string
-    assert "2. Reference Report:\n    \n\n    3. Candidate Report:\n    \n\n" in G.make_prompt("", "  ")
+    assert "Reference Report:\n    \n\n    Candidate Report:\n    \n\n" in G.make_prompt("", "  ")
 
 
 def test_render_input_matches_greens_chat_template_rendering():
@@ -208,7 +304,7 @@ def _train_tokenizer(dest: Path) -> None:
     tok = Tokenizer(models.BPE(unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    corpus = [G.make_prompt("Heart size is normal.", "No pleural effusion."), WELL_FORMED, NO_ERRORS] * 3
+    corpus = [G.make_prompt("Heart size is normal.", "No pleural effusion.", template=FAKE_TEMPLATE), WELL_FORMED, NO_ERRORS] * 3
     trainer = trainers.BpeTrainer(
         vocab_size=400,
         special_tokens=["<unk>", "<s>", "</s>"],
@@ -268,10 +364,10 @@ def test_transformers_backend_plumbing_with_well_formed_generations(tiny_green, 
     decoding, cleaning, the pair cache and the statistics."""
     m = G.Green(model_path=tiny_green, batch_size=2, device="cpu")
     backend = m._get_backend()
-    tok = backend.tk.tok
+    tok = backend.tokenizer
     long_cut = "[Explanation]:\nThe candidate " + "blah " * 600  # longer than the budget below
     answers = {PAIRS[0]: WELL_FORMED, PAIRS[1]: NO_ERRORS, PAIRS[2]: long_cut}
-    expected_ids = {k: backend.tk.ids(*k) for k in answers}
+    expected_ids = {k: m._ids.ids(G.make_prompt(*k)) for k in answers}
     for k, ids in expected_ids.items():
         assert ids[0] == tok.bos_token_id and ids[-1] == tok.eos_token_id
         assert tok.decode(ids[1:-1]) == G.render_input(G.make_prompt(*k))
@@ -292,7 +388,7 @@ def test_transformers_backend_plumbing_with_well_formed_generations(tiny_green, 
         return torch.tensor([r + [tok.eos_token_id] * (width - len(r)) for r in rows])
 
     monkeypatch.setattr(backend, "_generate_ids", fake_generate)
-    monkeypatch.setattr(backend, "max_new_tokens", 800)
+    monkeypatch.setattr(m, "max_new_tokens", 800)
     assert len(tok(WELL_FORMED)["input_ids"]) < 800 < len(tok(long_cut)["input_ids"])
     res = m.score([p[1] for p in PAIRS], [p[0] for p in PAIRS])
     assert sorted(seen, key=str) == sorted([PAIRS[0], PAIRS[1], PAIRS[2]], key=str)  # duplicate generated once

@@ -5,7 +5,11 @@ Input contract (what the GREEN checkpoints see), taken from the GREEN repository
 (github.com/Stanford-AIMI/GREEN, ``green_score/green.py`` + ``utils.py``; RadEval's copy agrees):
 
 * each report is cut to its first 300 whitespace-separated words and re-joined with single
-  spaces; the two go into GREEN's fixed instruction prompt (:func:`make_prompt`);
+  spaces; the two go into GREEN's fixed instruction prompt (:func:`make_prompt`). The prompt's
+  words are GREEN's, not ours: they are read from ``make_prompt`` in GREEN's ``utils.py`` at the
+  pinned commit, which ``radeval models download green-prompt`` fetches and checks (file sha256,
+  and the sha256 of the prompt it renders for ("REF", "CAND"), :data:`PROMPT_SHA256`). The file
+  is parsed, never executed;
 * the prompt is wrapped by GREEN's runtime chat template with the conversation
   ``[human: prompt, gpt: ""]`` and ``add_generation_prompt=True``, which renders as
   ``"<|user|>\\n" + prompt + EOS + "\\n<|assistant|>\\n" + EOS + "\\n<|assistant|>\\n"``
@@ -36,43 +40,50 @@ missing "Matched Findings" section gives 0) and are counted in :meth:`Green.deta
 (``malformed``, ``truncated``). The mean is GREEN's ``np.mean``; the std is ``np.std``
 (population, ddof 0), reported in the details.
 
-Backends: ``transformers`` (default; batched greedy generation, GPU when present),
-``vllm`` (when installed) and ``endpoint`` (any OpenAI-compatible server, e.g.
-``vllm serve`` of the GREEN model). The endpoint is called through the *completions* API
-with the rendered text above (plus the trailing EOS string), because GREEN sets its chat
-template at run time: the checkpoint's own tokenizer config does not carry it, so a chat
-API call would render a different prompt. ``trust_remote_code`` is off unless asked for
-(GREEN-RadLlama2-7b is a plain Llama checkpoint).
+Backends (all through :mod:`radeval.judge`: disk response cache, usage and cost):
+``transformers`` (default; batched greedy generation, GPU when present), ``vllm`` (when
+installed) and ``endpoint`` (any OpenAI-compatible server, e.g. ``vllm serve`` of the GREEN
+model). The endpoint is called through the *completions* API with the rendered text above
+(plus the trailing EOS string), because GREEN sets its chat template at run time: the
+checkpoint's own tokenizer config does not carry it. ``endpoint_api="chat"`` sends the prompt
+as one user message instead, for chat-only servers: the server's chat template then shapes the
+input, so those numbers are not GREEN's exact contract, and the signature says
+``template:server-chat``. ``trust_remote_code`` is off unless asked for (GREEN-RadLlama2-7b
+is a plain Llama checkpoint).
 """
 
 from __future__ import annotations
 
-import json
+import ast
+import hashlib
 import math
 import os
 import re
-import time
-import urllib.error
-import urllib.request
 from collections import OrderedDict
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
+from radeval import judge as J
 from radeval import models
-from radeval.errors import ConfigError, DependencyError, RadevalError
+from radeval.errors import ConfigError, ModelNotFound, RadevalError
 from radeval.metric import Metric
 
 MODEL_NAME = "green"
+PROMPT_MODEL = "green-prompt"
 MAX_WORDS = 300  # GREEN's make_prompt(max_len=300)
 MAX_PROMPT_IDS = 2048  # GREEN's tokenizer call: truncation=True, max_length=2048
 MAX_TOTAL_IDS = 2048 + 512  # GREEN's generate(max_length=2048 + 512)
-ENDPOINT_DEFAULT_MAX_TOKENS = 1024  # no local tokenizer to measure the prompt with
+ENDPOINT_DEFAULT_MAX_TOKENS = J.ENDPOINT_DEFAULT_MAX_TOKENS  # no local tokenizer to measure the prompt with
+#: sha256 of GREEN's make_prompt("REF", "CAND"), computed on the GREEN repository's own function
+#: (green_score/utils.py) when this module was first written: pins the prompt byte for byte and is
+#: the check ``radeval models download green-prompt`` runs on what it fetched.
+PROMPT_SHA256 = "4e621f21f3a8802263136333c20f59e6b103d87179c675cea196e36e81cf6eb0"
 
-#: GREEN's six error categories, in its order (a)-(f).
+#: GREEN's six error categories, in its order (a)-(f) (the names its details report).
 CATEGORIES: tuple[str, ...] = (
     "False report of a finding in the candidate",
     "Missing a finding present in the reference",
@@ -93,69 +104,96 @@ def _truncate_words(text: str, max_words: int = MAX_WORDS) -> str:
     return " ".join(text.split()[:max_words])
 
 
-def make_prompt(reference: str, candidate: str, max_words: int = MAX_WORDS) -> str:
-    """GREEN's instruction prompt, byte for byte (source: GREEN ``utils.make_prompt``).
+@dataclass(frozen=True)
+class PromptTemplate:
+    """GREEN's prompt as literal pieces and slots (0 = reference, 1 = candidate)."""
 
-    The lines after the first are indented by four spaces, as GREEN's triple-quoted source
-    produces them; the model was tuned on exactly this text.
-    """
-    ref = _truncate_words(reference, max_words)
-    cand = _truncate_words(candidate, max_words)
-    fmt = "<Error Type>: <The number of errors>. <Error 1>; <Error 2>; ...; <Error n>"
-    errors_block = [f"(a) {fmt}", "....", f"(f) {fmt}"]
-    lines: list[str | None] = [
-        "Objective: Evaluate the accuracy of a candidate radiology report in comparison to a "
-        "reference radiology report composed by expert radiologists.",
-        None,
-        "Process Overview: You will be presented with:",
-        None,
-        "1. The criteria for making a judgment.",
-        "2. The reference radiology report.",
-        "3. The candidate radiology report.",
-        "4. The desired format for your assessment.",
-        None,
-        "1. Criteria for Judgment:",
-        None,
-        "For each candidate report, determine:",
-        None,
-        "The count of clinically significant errors.",
-        "The count of clinically insignificant errors.",
-        None,
-        "Errors can fall into one of these categories:",
-        None,
-        *[f"{LETTERS[i]}) {c}." for i, c in enumerate(CATEGORIES)],
-        "Note: Concentrate on the clinical findings rather than the report's writing style. "
-        "Evaluate only the findings that appear in both reports.",
-        None,
-        "2. Reference Report:",
-        ref,
-        None,
-        "3. Candidate Report:",
-        cand,
-        None,
-        "4. Reporting Your Assessment:",
-        None,
-        "Follow this specific format for your output, even if no errors are found:",
-        "```",
-        "[Explanation]:",
-        "<Explanation>",
-        None,
-        f"[{SIG}]:",
-        *errors_block,
-        None,
-        f"[{INSIG}]:",
-        *errors_block,
-        None,
-        f"[{MATCHED}]:",
-        "<The number of matched findings>. <Finding 1>; <Finding 2>; ...; <Finding n>",
-        "```",
-    ]
-    # GREEN's string: blank lines (None) are bare "\n"; every other line after the first,
-    # the reports included even when empty, carries 4 spaces of indentation
-    out = str(lines[0])
-    for line in lines[1:]:
-        out += "\n" + ("" if line is None else "    " + line)
-    return out + "\n"
+    parts: tuple[str | int, ...]
+    origin: str
+
+    def render(self, reference: str, candidate: str) -> str:
+        slots = (reference, candidate)
+        return "".join(slots[p] if isinstance(p, int) else p for p in self.parts)
+
+    @property
+    def sha256(self) -> str:
+        """sha256 of the prompt for ("REF", "CAND"): equals :data:`PROMPT_SHA256` for GREEN's."""
+        return hashlib.sha256(self.render("REF", "CAND").encode()).hexdigest()
+
+    @property
+    def is_greens(self) -> bool:
+        return self.sha256 == PROMPT_SHA256
+
+
+def template_from_source(source: str | bytes, origin: str = "<source>") -> PromptTemplate:
+    """Read the f-string that ``make_prompt(text1, text2, ...)`` returns from Python source,
+    without executing it: the literal pieces plus the two report slots."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as e:
+        raise ConfigError(f"GREEN prompt template {origin}: not Python source ({e})") from None
+    fn = next((n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == "make_prompt"), None)
+    if fn is None or len(fn.args.args) < 2:
+        raise ConfigError(f"GREEN prompt template {origin}: no make_prompt(reference, candidate) function")
+    slot = {fn.args.args[0].arg: 0, fn.args.args[1].arg: 1}
+    found: list[PromptTemplate] = []
+    for node in ast.walk(fn):
+        if not isinstance(node, ast.JoinedStr):
+            continue
+        parts: list[str | int] = []
+        ok = True
+        for v in node.values:
+            if isinstance(v, ast.Constant) and isinstance(v.value, str):
+                parts.append(v.value)
+            elif (
+                isinstance(v, ast.FormattedValue)
+                and isinstance(v.value, ast.Name)
+                and v.value.id in slot
+                and v.conversion == -1
+                and v.format_spec is None
+            ):
+                parts.append(slot[v.value.id])
+            else:
+                ok = False
+        if ok and sorted(p for p in parts if isinstance(p, int)) == [0, 1]:
+            found.append(PromptTemplate(tuple(parts), origin))
+    if len(found) != 1:
+        raise ConfigError(
+            f"GREEN prompt template {origin}: expected one f-string in make_prompt with the two reports, "
+            f"found {len(found)}"
+        )
+    return found[0]
+
+
+_TEMPLATES: dict[tuple[str, float], PromptTemplate] = {}
+
+
+def load_template(path: str | os.PathLike[str] | None = None) -> PromptTemplate:
+    """GREEN's prompt template from ``path`` (a utils.py or its folder) or the model manager's
+    ``green-prompt`` (missing: the manager's message naming ``radeval models download green-prompt``)."""
+    f = models.resolve_file(PROMPT_MODEL, "utils.py", path)
+    key = (str(f), f.stat().st_mtime)
+    if key not in _TEMPLATES:
+        _TEMPLATES[key] = template_from_source(f.read_bytes(), str(f))
+    return _TEMPLATES[key]
+
+
+def check_template_dir(directory: str | os.PathLike[str]) -> None:
+    """The download's check: the fetched file renders GREEN's prompt byte for byte."""
+    f = Path(directory) / "utils.py"
+    t = template_from_source(f.read_bytes(), str(f))
+    if not t.is_greens:
+        raise ModelNotFound(
+            f"{f}: make_prompt renders a prompt with sha256 {t.sha256}, expected {PROMPT_SHA256}"
+        )
+
+
+def make_prompt(
+    reference: str, candidate: str, max_words: int = MAX_WORDS, template: PromptTemplate | None = None
+) -> str:
+    """GREEN's instruction prompt: each report cut to ``max_words`` words, put in the template."""
+    t = template if template is not None else load_template()
+    return t.render(_truncate_words(reference, max_words), _truncate_words(candidate, max_words))
 
 
 def render_input(prompt: str, eos: str = "</s>") -> str:
@@ -289,272 +327,27 @@ def stats_row(p: Parsed, truncated: bool) -> np.ndarray:
     )
 
 
-# ----- backends ------------------------------------------------------------------------------
-@dataclass
-class Generation:
-    text: str  # cleaned response
-    truncated: bool
-
-
-def _torch():
-    try:
-        import torch
-        import transformers  # noqa: F401
-    except ImportError as e:  # pragma: no cover - depends on the install
-        raise DependencyError(f"GREEN's local backends need torch and transformers: {e}") from e
-    return torch
-
-
-class _LocalTokenizer:
+# ----- token ids for local backends ----------------------------------------------------------
+class GreenIds:
     """GREEN's ids for a prompt: [BOS] + tokens(rendered) + [EOS], at most 2048."""
 
-    def __init__(self, path: str, trust_remote_code: bool) -> None:
-        from transformers import AutoTokenizer
+    def __init__(self, tok) -> None:
+        self.tok = tok
+        self.eos = tok.eos_token
+        self.eos_id = int(tok.eos_token_id)
+        self.bos_id = None if tok.bos_token_id is None else int(tok.bos_token_id)
 
-        self.tok = AutoTokenizer.from_pretrained(path, padding_side="left", trust_remote_code=trust_remote_code)
-        if self.tok.eos_token_id is None:
-            raise ConfigError(f"GREEN tokenizer at {path} has no EOS token")
-        self.eos = self.tok.eos_token
-        self.eos_id = int(self.tok.eos_token_id)
-        self.bos_id = None if self.tok.bos_token_id is None else int(self.tok.bos_token_id)
-
-    def ids(self, reference: str, candidate: str) -> list[int]:
-        text = render_input(make_prompt(reference, candidate), self.eos)
-        body = self.tok(text, add_special_tokens=False)["input_ids"]
+    def ids(self, prompt: str) -> list[int]:
+        body = self.tok(render_input(prompt, self.eos), add_special_tokens=False)["input_ids"]
         head = [self.bos_id] if self.bos_id is not None else []
         room = MAX_PROMPT_IDS - len(head) - 1  # HF truncation keeps room for the special tokens
         return head + list(body[:room]) + [self.eos_id]
 
-    def decode(self, ids: Sequence[int]) -> str:
-        return self.tok.decode(list(ids), skip_special_tokens=True, clean_up_tokenization_spaces=True)
 
-
-class TransformersBackend:
-    """Batched greedy generation with transformers (left padding, GPU when present)."""
-
-    name = "transformers"
-
-    def __init__(
-        self,
-        path: str,
-        *,
-        device: str | None,
-        dtype: str,
-        batch_size: int,
-        max_new_tokens: int | None,
-        trust_remote_code: bool,
-    ) -> None:
-        torch = _torch()
-        from transformers import AutoModelForCausalLM
-
-        self.torch = torch
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        self.dtype = _resolve_dtype(dtype, self.device)
-        self.tk = _LocalTokenizer(path, trust_remote_code)
-        self.model = AutoModelForCausalLM.from_pretrained(
-            path, dtype=getattr(torch, self.dtype), trust_remote_code=trust_remote_code
-        ).to(self.device)
-        self.model.eval()
-        self.batch_size = batch_size
-        self.max_new_tokens = max_new_tokens
-
-    def _generate_ids(self, input_ids, attention_mask, max_new_tokens: int):
-        """One ``model.generate`` call with GREEN's decoding settings (a test seam)."""
-        return self.model.generate(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            do_sample=False,
-            temperature=None,
-            top_p=None,
-            max_new_tokens=max_new_tokens,
-            eos_token_id=self.tk.eos_id,
-            pad_token_id=self.tk.eos_id,
-        )
-
-    def generate(self, pairs: Sequence[tuple[str, str]]) -> list[Generation]:
-        torch = self.torch
-        all_ids = [self.tk.ids(r, h) for r, h in pairs]
-        order = sorted(range(len(all_ids)), key=lambda i: -len(all_ids[i]))  # less padding
-        out: list[Generation | None] = [None] * len(all_ids)
-        for s in range(0, len(order), self.batch_size):
-            idx = order[s : s + self.batch_size]
-            width = max(len(all_ids[i]) for i in idx)
-            budget = self.max_new_tokens or max(1, MAX_TOTAL_IDS - width)
-            pad = self.tk.eos_id
-            ids = torch.tensor([[pad] * (width - len(all_ids[i])) + all_ids[i] for i in idx])
-            mask = torch.tensor([[0] * (width - len(all_ids[i])) + [1] * len(all_ids[i]) for i in idx])
-            with torch.inference_mode():
-                gen = self._generate_ids(ids.to(self.device), mask.to(self.device), budget)
-            gen = gen.to("cpu").tolist()
-            for row, i in zip(gen, idx):
-                new = row[width:]
-                # strip the padding generate appends after EOS in finished rows
-                stop = new.index(pad) + 1 if pad in new else len(new)
-                new = new[:stop]
-                truncated = not new or (new[-1] != pad and len(new) >= budget)
-                text = clean_response(self.tk.decode(all_ids[i] + new))
-                out[i] = Generation(text, truncated)
-        return [g for g in out if g is not None]
-
-
-class VllmBackend:
-    """vLLM offline engine on the same token ids as the transformers backend."""
-
-    name = "vllm"
-
-    def __init__(
-        self,
-        path: str,
-        *,
-        dtype: str,
-        max_new_tokens: int | None,
-        trust_remote_code: bool,
-        vllm_kwargs: dict[str, Any] | None = None,
-    ) -> None:
-        try:
-            import vllm
-        except ImportError as e:
-            raise DependencyError("backend 'vllm' needs vLLM: pip install vllm") from e
-        self.vllm = vllm
-        self.tk = _LocalTokenizer(path, trust_remote_code)
-        self.dtype = "float16" if dtype == "auto" else dtype
-        self.llm = vllm.LLM(model=path, dtype=self.dtype, trust_remote_code=trust_remote_code, **(vllm_kwargs or {}))
-        self.max_new_tokens = max_new_tokens
-
-    def generate(self, pairs: Sequence[tuple[str, str]]) -> list[Generation]:
-        all_ids = [self.tk.ids(r, h) for r, h in pairs]
-        params = [
-            self.vllm.SamplingParams(
-                temperature=0.0,
-                max_tokens=self.max_new_tokens or max(1, MAX_TOTAL_IDS - len(ids)),
-                skip_special_tokens=True,
-            )
-            for ids in all_ids
-        ]
-        prompts = [{"prompt_token_ids": ids} for ids in all_ids]
-        results = self.llm.generate(prompts, params, use_tqdm=False)
-        out = []
-        for ids, res in zip(all_ids, results):
-            c = res.outputs[0]
-            text = clean_response(self.tk.decode(list(ids) + list(c.token_ids)))
-            out.append(Generation(text, c.finish_reason == "length"))
-        return out
-
-
-class EndpointBackend:
-    """An OpenAI-compatible completions endpoint (e.g. ``vllm serve`` of the GREEN model).
-
-    One request per batch of prompts (the completions API takes a list); a few requests in
-    flight at once; each request has a timeout and is retried on connection errors, 429 and
-    5xx with exponential backoff.
-    """
-
-    name = "endpoint"
-
-    def __init__(
-        self,
-        url: str,
-        *,
-        model: str | None,
-        batch_size: int,
-        max_new_tokens: int | None,
-        timeout: float,
-        retries: int,
-        concurrency: int,
-        api_key: str | None,
-        eos: str = "</s>",
-    ) -> None:
-        url = url.rstrip("/")
-        if not re.match(r"^https?://", url):
-            raise ConfigError(f"green endpoint must be an http(s) URL, got {url!r}")
-        self.base = url if url.endswith("/v1") else url + "/v1"
-        self.timeout = float(timeout)
-        self.retries = int(retries)
-        self.concurrency = max(1, int(concurrency))
-        self.batch_size = batch_size
-        self.max_tokens = max_new_tokens or ENDPOINT_DEFAULT_MAX_TOKENS
-        self.api_key = api_key if api_key is not None else os.environ.get("RADEVAL_GREEN_API_KEY")
-        self.eos = eos
-        self.model = model or self._first_model()
-
-    def _request(self, path: str, payload: dict[str, Any] | None) -> dict[str, Any]:
-        url = self.base + path
-        data = None if payload is None else json.dumps(payload).encode()
-        headers = {"Content-Type": "application/json"}
-        if self.api_key:
-            headers["Authorization"] = f"Bearer {self.api_key}"
-        last: Exception | None = None
-        for attempt in range(self.retries + 1):
-            if attempt:
-                time.sleep(min(8.0, 0.5 * 2 ** (attempt - 1)))
-            req = urllib.request.Request(url, data=data, headers=headers, method="POST" if data else "GET")
-            try:
-                with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                    return json.loads(resp.read().decode("utf-8"))
-            except urllib.error.HTTPError as e:
-                body = e.read()[:500].decode("utf-8", "replace")
-                if e.code == 429 or e.code >= 500:
-                    last = RadevalError(f"GREEN endpoint {url}: HTTP {e.code}: {body}")
-                    continue
-                raise RadevalError(f"GREEN endpoint {url}: HTTP {e.code}: {body}") from None
-            except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as e:
-                last = e
-                continue
-            except ValueError as e:  # not JSON
-                raise RadevalError(f"GREEN endpoint {url}: response is not JSON ({e})") from None
-        raise RadevalError(f"GREEN endpoint {url}: no answer after {self.retries + 1} tries: {last}")
-
-    def _first_model(self) -> str:
-        listing = self._request("/models", None)
-        try:
-            return str(listing["data"][0]["id"])
-        except (KeyError, IndexError, TypeError):
-            raise RadevalError(f"GREEN endpoint {self.base}/models lists no model; pass endpoint_model") from None
-
-    def _batch(self, texts: list[str]) -> list[Generation]:
-        payload = {
-            "model": self.model,
-            "prompt": texts,
-            "max_tokens": self.max_tokens,
-            "temperature": 0.0,
-            "n": 1,
-            "skip_special_tokens": True,  # vLLM extension; others ignore it
-        }
-        resp = self._request("/completions", payload)
-        choices = resp.get("choices") if isinstance(resp, dict) else None
-        if not isinstance(choices, list) or len(choices) != len(texts):
-            raise RadevalError(
-                f"GREEN endpoint returned {len(choices) if isinstance(choices, list) else 'no'} "
-                f"choices for {len(texts)} prompts"
-            )
-        out: list[Generation | None] = [None] * len(texts)
-        for pos, ch in enumerate(choices):
-            i = ch.get("index", pos)
-            if not isinstance(i, int) or not 0 <= i < len(texts) or out[i] is not None:
-                raise RadevalError(f"GREEN endpoint returned a bad choice index {i!r}")
-            text = cleanup_tokenization_spaces(str(ch.get("text") or ""))
-            out[i] = Generation(clean_response(text), ch.get("finish_reason") == "length")
-        return [g for g in out if g is not None]
-
-    def generate(self, pairs: Sequence[tuple[str, str]]) -> list[Generation]:
-        # the server adds BOS; the trailing EOS string is GREEN's add_eos_token
-        texts = [render_input(make_prompt(r, h), self.eos) + self.eos for r, h in pairs]
-        chunks = [texts[i : i + self.batch_size] for i in range(0, len(texts), self.batch_size)]
-        if self.concurrency == 1 or len(chunks) <= 1:
-            results = [self._batch(c) for c in chunks]
-        else:
-            with ThreadPoolExecutor(self.concurrency) as ex:
-                results = list(ex.map(self._batch, chunks))
-        return [g for chunk in results for g in chunk]
-
-
-def _resolve_dtype(dtype: str, device: str) -> str:
-    if dtype == "auto":
-        # GREEN runs float16 on GPU; float16 matmuls on CPU are slow or unsupported
-        return "float16" if str(device).startswith("cuda") else "float32"
-    if dtype not in ("float16", "bfloat16", "float32"):
-        raise ConfigError(f"green dtype must be auto, float16, bfloat16 or float32, got {dtype!r}")
-    return dtype
+@dataclass
+class Generation:
+    text: str  # cleaned response
+    truncated: bool
 
 
 # ----- the metric ----------------------------------------------------------------------------
@@ -562,12 +355,15 @@ class Green(Metric):
     """GREEN score per report, its mean over the corpus, and error counts in the details.
 
     Options: ``backend`` ("transformers" | "vllm" | "endpoint"; ``endpoint=URL`` alone picks
-    the endpoint), ``model_path`` (else the model manager resolves "green"), ``device``,
-    ``dtype`` ("auto" = float16 on GPU as GREEN, float32 on CPU), ``batch_size``,
-    ``max_new_tokens`` (None = GREEN's cap: prompt + answer <= 2560 ids; the endpoint,
-    which cannot count prompt ids, uses 1024), ``trust_remote_code`` (off),
-    ``endpoint_model`` (else the server's first model), ``endpoint_timeout`` (s),
-    ``endpoint_retries``, ``endpoint_concurrency``, ``api_key``.
+    the endpoint), ``model_path`` (else the model manager resolves "green"), ``prompt_path``
+    (GREEN's utils.py; else the manager's "green-prompt"), ``device``, ``dtype`` ("auto" =
+    float16 on GPU as GREEN, float32 on CPU), ``batch_size``, ``max_new_tokens`` (None =
+    GREEN's cap: prompt + answer <= 2560 ids; the endpoint, which cannot count prompt ids,
+    uses 1024), ``trust_remote_code`` (off), ``endpoint_model`` (else the server's first),
+    ``endpoint_api`` ("completions" | "chat"), ``endpoint_batching`` ("auto" | "list" |
+    "single"), ``endpoint_timeout`` (s), ``endpoint_retries``, ``endpoint_concurrency``,
+    ``api_key``, ``judge_cache`` (disk response cache: True | False | path), ``prices``
+    (per million prompt/completion tokens, for the cost in the details).
     """
 
     name: ClassVar[str] = "green"
@@ -582,6 +378,8 @@ class Green(Metric):
         model_path: str | os.PathLike[str] | None = None,
         endpoint: str | None = None,
         endpoint_model: str | None = None,
+        endpoint_api: str = "completions",
+        endpoint_batching: str = "auto",
         endpoint_timeout: float = 600.0,
         endpoint_retries: int = 3,
         endpoint_concurrency: int = 4,
@@ -593,6 +391,9 @@ class Green(Metric):
         trust_remote_code: bool = False,
         cache_size: int = 100_000,
         vllm_kwargs: dict[str, Any] | None = None,
+        prompt_path: str | os.PathLike[str] | None = None,
+        judge_cache: bool | str = True,
+        prices: Any = None,
     ) -> None:
         if backend is None:
             backend = "endpoint" if endpoint else "transformers"
@@ -602,20 +403,29 @@ class Green(Metric):
             raise ConfigError(f"green batch_size must be >= 1, got {batch_size!r}")
         if max_new_tokens is not None and int(max_new_tokens) < 1:
             raise ConfigError(f"green max_new_tokens must be >= 1, got {max_new_tokens!r}")
+        if endpoint_api not in ("completions", "chat"):
+            raise ConfigError(f"green endpoint_api must be completions or chat, got {endpoint_api!r}")
         self.backend_name = backend
         self.batch_size = int(batch_size)
         self.max_new_tokens = None if max_new_tokens is None else int(max_new_tokens)
         self.trust_remote_code = bool(trust_remote_code)
+        self.endpoint_api = endpoint_api
+        self.prompt_path = prompt_path
+        self.prices = J.parse_prices(prices)
+        self._judge_cache = judge_cache
         self._cache: OrderedDict[tuple[str, str], tuple[Parsed, bool, str]] = OrderedDict()
         self._cache_size = int(cache_size)
         #: the raw (cleaned) responses of the last ``stats`` call, in record order
         self.last_responses: list[str] = []
-        self._backend: Any = None
+        self._judge: J.Judge | None = None
+        self._ids: GreenIds | None = None
+        self._template: PromptTemplate | None = None
         self._opts = {
             "device": device,
             "dtype": dtype,
             "vllm_kwargs": vllm_kwargs,
             "endpoint_model": endpoint_model,
+            "endpoint_batching": endpoint_batching,
             "endpoint_timeout": endpoint_timeout,
             "endpoint_retries": endpoint_retries,
             "endpoint_concurrency": endpoint_concurrency,
@@ -637,58 +447,103 @@ class Green(Metric):
             self.dtype = dtype
 
     # ----- identity ---------------------------------------------------------------------------
+    def template(self) -> PromptTemplate:
+        if self._template is None:
+            self._template = load_template(self.prompt_path)
+        return self._template
+
     def settings(self) -> dict[str, Any]:
+        t = self.template()
+        prompt = f"green-make_prompt-{MAX_WORDS}w" if t.is_greens else f"custom-{t.sha256[:12]}-{MAX_WORDS}w"
         if self.backend_name == "endpoint":
             backend = self._get_backend()
             model = f"endpoint:{backend.model}"
-            limit = f"new{backend.max_tokens}"
+            limit = f"new{self.max_new_tokens or ENDPOINT_DEFAULT_MAX_TOKENS}"
         else:
             spec = models.get_spec(MODEL_NAME)
             model = f"{spec.repo_id}@{self._source}"
             limit = f"new{self.max_new_tokens}" if self.max_new_tokens else f"total{MAX_TOTAL_IDS}"
+        chat = self.backend_name == "endpoint" and self.endpoint_api == "chat"
         return {
             "model": model,
             "backend": self.backend_name,
-            "prompt": f"green-make_prompt-{MAX_WORDS}w",
-            "template": "green-chat+bos+eos",
+            "prompt": prompt,
+            "template": "server-chat" if chat else "green-chat+bos+eos",
             "decode": "greedy",
             "max_len": limit,
             "parse": "green_score",
         }
 
-    def _get_backend(self):
-        if self._backend is not None:
-            return self._backend
+    def _get_judge(self) -> J.Judge:
+        if self._judge is not None:
+            return self._judge
         o = self._opts
         if self.backend_name == "endpoint":
-            self._backend = EndpointBackend(
+            backend: Any = J.EndpointBackend(
                 self.endpoint,
                 model=o["endpoint_model"],
+                api=self.endpoint_api,
+                batching=o["endpoint_batching"],
                 batch_size=self.batch_size,
-                max_new_tokens=self.max_new_tokens,
                 timeout=o["endpoint_timeout"],
                 retries=o["endpoint_retries"],
                 concurrency=o["endpoint_concurrency"],
                 api_key=o["api_key"],
+                api_key_env="RADEVAL_GREEN_API_KEY",
+                label="GREEN",
+                # vLLM extension (others ignore it): GREEN decodes without special tokens
+                extra_body={"skip_special_tokens": True} if self.endpoint_api == "completions" else None,
             )
+            identity = backend.identity
         elif self.backend_name == "vllm":
-            self._backend = VllmBackend(
-                str(self.model_dir),
-                dtype=o["dtype"],
-                max_new_tokens=self.max_new_tokens,
-                trust_remote_code=self.trust_remote_code,
+            backend = J.VllmBackend(
+                str(self.model_dir), dtype=o["dtype"], trust_remote_code=self.trust_remote_code,
                 vllm_kwargs=o["vllm_kwargs"],
-            )
+            )  # fmt: skip
+            self._ids = GreenIds(backend.tokenizer)
+            identity = f"vllm:{models.get_spec(MODEL_NAME).repo_id}@{self._source}:{backend.dtype}"
         else:
-            self._backend = TransformersBackend(
-                str(self.model_dir),
-                device=o["device"],
-                dtype=o["dtype"],
-                batch_size=self.batch_size,
-                max_new_tokens=self.max_new_tokens,
+            backend = J.TransformersBackend(
+                str(self.model_dir), device=o["device"], dtype=o["dtype"], batch_size=self.batch_size,
                 trust_remote_code=self.trust_remote_code,
-            )
-        return self._backend
+            )  # fmt: skip
+            self._ids = GreenIds(backend.tokenizer)
+            identity = f"transformers:{models.get_spec(MODEL_NAME).repo_id}@{self._source}:{backend.dtype}"
+        if self._source in ("local-path", "unpinned"):
+            identity += f":{self.model_dir}"  # an unpinned copy: only its path tells it apart
+        self._judge = J.Judge(backend, cache=self._judge_cache, prices=self.prices, identity=identity)
+        return self._judge
+
+    def _get_backend(self):
+        return self._get_judge().backend
+
+    def _requests(self, pairs: Sequence[tuple[str, str]]) -> tuple[list[J.Request], J.Sampling]:
+        t = self.template()
+        prompts = [make_prompt(r, h, template=t) for r, h in pairs]
+        if self.backend_name == "endpoint":
+            sampling = J.Sampling(max_tokens=self.max_new_tokens or ENDPOINT_DEFAULT_MAX_TOKENS)
+            if self.endpoint_api == "chat":
+                return [J.Request(messages=(("user", p),)) for p in prompts], sampling
+            # the server adds BOS; the trailing EOS string is GREEN's add_eos_token
+            eos = "</s>"
+            return [J.Request(text=render_input(p, eos) + eos) for p in prompts], sampling
+        assert self._ids is not None
+        sampling = J.Sampling(max_tokens=self.max_new_tokens, max_total=MAX_TOTAL_IDS)
+        return [J.Request(ids=tuple(self._ids.ids(p)), echo=True) for p in prompts], sampling
+
+    def generate(self, pairs: Sequence[tuple[str, str]]) -> list[Generation]:
+        """Cleaned GREEN responses for (reference, candidate) pairs, through the judge."""
+        judge = self._get_judge()
+        requests, sampling = self._requests(pairs)
+        replies = judge.generate(requests, sampling)
+        out = []
+        for rep in replies:
+            text = rep.text
+            if self.backend_name == "endpoint":
+                # a server detokenises itself: apply transformers' cleanup as GREEN's decode does
+                text = cleanup_tokenization_spaces(text)
+            out.append(Generation(clean_response(text), rep.truncated))
+        return out
 
     # ----- scoring ----------------------------------------------------------------------------
     def judge(self, hyps: Sequence[str], refs: Sequence[str]) -> list[tuple[Parsed, bool, str]]:
@@ -696,7 +551,7 @@ class Green(Metric):
         generated once and cached, as GREEN's own pair cache does."""
         keys = [(_truncate_words(r), _truncate_words(h)) for h, r in zip(hyps, refs)]
         todo = list(OrderedDict.fromkeys(k for k in keys if k not in self._cache))
-        gens = self._get_backend().generate(todo) if todo else []
+        gens = self.generate(todo) if todo else []
         if len(gens) != len(todo):
             raise RadevalError(f"GREEN backend returned {len(gens)} responses for {len(todo)} prompts")
         fresh = {k: (parse_response(g.text), g.truncated, g.text) for k, g in zip(todo, gens)}
@@ -721,6 +576,12 @@ class Green(Metric):
         self.last_responses = [resp for _, _, resp in judged]
         return np.stack([stats_row(p, t) for p, t, _ in judged])
 
+    async def astats(self, hyps, refs, images=None) -> np.ndarray:
+        """:meth:`stats` off the event loop (async rewards: the judge waits on a server or GPU)."""
+        import asyncio
+
+        return await asyncio.to_thread(self.stats, hyps, refs, images)
+
     def from_totals(self, totals: np.ndarray) -> dict[str, np.ndarray]:
         t = np.asarray(totals, dtype=np.float64)
         n = t[..., 2]
@@ -734,7 +595,7 @@ class Green(Metric):
         mean = t["green"] / n if n else math.nan
         var = t["green_sq"] / n - mean * mean if n else math.nan
         cats = {f"({c}) {name}": c for c, name in zip(LETTERS, CATEGORIES)}
-        return {
+        out = {
             "n": int(n),
             "mean": mean,
             "std": math.sqrt(max(var, 0.0)) if n else math.nan,
@@ -746,6 +607,9 @@ class Green(Metric):
             # GREEN's summary "accuracy": share of reports with no error of the category
             "accuracy": {k: (1.0 - t[f"has_sig_{c}"] / n) if n else math.nan for k, c in cats.items()},
         }
+        if self._judge is not None:
+            out["judge"] = self._judge.summary()  # requests, cache hits, tokens, cost (this process)
+        return out
 
 
 def _describe_source(source: str | None, path) -> str:
