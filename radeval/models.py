@@ -200,6 +200,17 @@ for _spec in (
         used_by=("green",),
     ),
     ModelSpec(
+        name="crimson",
+        repo_id="rajpurkarlab/medgemma-4b-it-crimson",
+        files=("config.json", "*.safetensors", "tokenizer.json|tokenizer.model"),
+        download_patterns=("*.safetensors.index.json", "tokenizer_config.json", "special_tokens_map.json",
+                           "generation_config.json", "chat_template.jinja", "tokenizer.model"),  # fmt: skip
+        size="~8.6 GB (MedGemma 4B, 16-bit; not measured here)",
+        licence="Health AI Developer Foundations terms (MedGemma; see the hub card)",
+        description="CRIMSON judge (MedGemma-4B fine-tune, the crimson-score package's default model)",
+        used_by=("crimson",),
+    ),
+    ModelSpec(
         name="green-prompt",
         repo_id=None,
         revision="1fa8c82be9cb8edde2eb6265a955129b6e9a0249",

@@ -152,6 +152,19 @@ def resolve(names: str | list[str] | tuple[str, ...]) -> list[str]:
     return out
 
 
+#: the options every LLM-judge metric takes for radeval.judge
+_JUDGE_OPTIONS = {
+    "endpoint": "URL of an OpenAI-compatible server (implies backend endpoint)",
+    "endpoint_model": "served model id (default: the server's first)",
+    "endpoint_batching": "auto (a list per request, one per request if the server answers lists wrongly) | list | single",
+    "endpoint_concurrency": "requests in flight",
+    "endpoint_timeout": "seconds per request (default 600)",
+    "endpoint_retries": "retries with backoff on connection errors, 429 and 5xx (default 3)",
+    "judge_cache": "disk response cache: true (default, $RADEVAL_JUDGE_CACHE or ~/.cache/radeval) | false | a path",
+    "prices": "'PROMPT,COMPLETION' price per million tokens: the cost goes in the details",
+}
+
+
 def _builtin(name: str, target: str, keys: tuple[str, ...], summary: str, **kw: Any) -> None:
     register(MetricSpec(name=name, target=target, keys=keys, summary=summary, **kw))
 
@@ -276,11 +289,28 @@ _builtin(
     offline=False,
     options={
         "backend": "transformers (default) | vllm | endpoint",
-        "endpoint": "URL of an OpenAI-compatible server (implies backend endpoint)",
-        "endpoint_model": "served model id (default: the server's first)",
+        **_JUDGE_OPTIONS,
+        "endpoint_api": "completions (GREEN's exact input) | chat (chat-only servers; signature template:server-chat)",
         "model_path": "local GREEN dir",
+        "prompt_path": "GREEN's green_score/utils.py (default: radeval models download green-prompt)",
         "batch_size": "8",
         "trust_remote_code": "false unless you pass it",
+    },
+)
+_builtin(
+    "crimson",
+    "radeval.metrics.crimson:Crimson",
+    ("crimson",),
+    "CRIMSON (crimson-score 0.2.2: its prompt and parser read from the installed package): "
+    "significance-weighted findings and attribute errors, in (-1, 1]; MedGemma-CRIMSON locally or any chat endpoint",
+    extra="crimson",
+    offline=False,
+    options={
+        "backend": "transformers (default) | vllm | endpoint",
+        **_JUDGE_OPTIONS,
+        "model_path": "local rajpurkarlab/medgemma-4b-it-crimson dir",
+        "guidelines": "default: the package's rule (off for its fine-tuned MedGemma, on otherwise)",
+        "max_new_tokens": "8192 (the package's)",
     },
 )
 _builtin(
