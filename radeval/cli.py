@@ -64,6 +64,8 @@ def _mount_optional() -> None:
         ("radeval.commands.train", "train", "command", "train"),
         ("radeval.commands.train", "generate", "command", "generate"),
         ("radeval.commands.bench", "bench_app", "group", "bench"),
+        ("radeval.commands.bench_human", "human", "bench", "human"),
+        ("radeval.commands.data", "data_app", "group", "data"),
     ):
         try:
             mod = importlib.import_module(module)
@@ -76,6 +78,8 @@ def _mount_optional() -> None:
             continue
         if kind == "command":
             app.command(name)(obj)
+        elif kind == "bench":  # a sub-command of `radeval bench`
+            importlib.import_module("radeval.commands.bench").bench_app.command(name)(obj)
         else:
             app.add_typer(obj, name=name)
 
