@@ -41,6 +41,9 @@ PRESETS: dict[str, tuple[str, ...]] = {
     "valor": ("bleu", "rouge_l", "meteor", "chexbert", "green", "ratescore"),
     # RadVLM-GRPO report-generation table columns
     "radvlm": ("bleu", "rouge_l", "bertscore", "radgraph", "chexbert", "radcliq"),
+    # the metrics the CRIMSON paper scores on RadPref/RadJudge (its evaluate_radpref.py: RadEval's
+    # BLEU, ROUGE-L, BERTScore, RadGraph, CheXbert, RaTEScore, GREEN, and CRIMSON itself)
+    "crimson_paper": ("bleu", "rouge_l", "bertscore", "radgraph", "chexbert", "ratescore", "green", "crimson"),
 }
 
 

@@ -150,3 +150,13 @@ def test_missing_reference_package_names_the_install(monkeypatch):
 
     with pytest.raises(DependencyError, match="pip install 'crimson-score==0.2.2'"):
         Crimson(endpoint="http://127.0.0.1:9", endpoint_model="m")
+
+
+def test_crimson_as_a_trl_reward_through_the_generic_per_key_path():
+    from radeval.rewards.trl import clear_caches, make_reward
+
+    with FakeServer(_answer, mode="chat") as srv:
+        f = make_reward("crimson", metric_options={"endpoint": srv.url, "judge_cache": False}, on_error=None)
+        out = f(prompts=["p"] * 3, completions=["perfect", "prose", "missing"], ground_truth=["r"] * 3)
+    clear_caches()
+    assert out == [1.0, None, 0.6667]  # an unparsed answer is unscored, never a number
