@@ -445,6 +445,9 @@ class Green(Metric):
             self.model_dir = res.path
             self._source = _describe_source(res.source, res.path)
             self.dtype = dtype
+        # GREEN's prompt is a download of its own: a missing one stops here, before any model
+        # or server is touched, with the model manager's message
+        self.template()
 
     # ----- identity ---------------------------------------------------------------------------
     def template(self) -> PromptTemplate:
