@@ -500,6 +500,9 @@ class EndpointBackend:
         n = len(choices) if isinstance(choices, list) else None
         if n != len(texts):
             if not strict and len(texts) > 1:
+                if self.usage is not None:  # discarded, but paid for: keep it in the accounting
+                    p, c = self._usage(resp)
+                    self.usage.add(prompt_tokens=p, completion_tokens=c)
                 return None
             raise RadevalError(
                 f"{self.label} endpoint returned {n if n is not None else 'no'} choices for {len(texts)} prompts"
