@@ -156,3 +156,29 @@ def test_data_download_checks_hashes_against_a_loopback_host(tmp_path, monkeypat
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+def test_an_llm_judge_in_bench_human_through_the_cli(tmp_path):
+    """GREEN on a fake server that answers one choice per request, options through -O."""
+    import os
+
+    from judge_fixture import FakeServer
+    from test_green import FAKE_UTILS, NO_ERRORS, WELL_FORMED
+
+    def answer(prompt):
+        ref = prompt.split("Reference Report:\n    ")[1].split("\n")[0]
+        cand = prompt.split("Candidate Report:\n    ")[1].split("\n")[0]
+        return "\n" + (NO_ERRORS if ref == cand else WELL_FORMED), "stop"  # GREEN 1.0 or 0.6
+
+    (tmp_path / "models" / "green-prompt").mkdir(parents=True)
+    (tmp_path / "models" / "green-prompt" / "utils.py").write_text(FAKE_UTILS)
+    root = write_radjudge(tmp_path / "data")
+    env = {**os.environ, "RADEVAL_MODELS_DIR": str(tmp_path / "models")}
+    with FakeServer(answer, mode="one") as srv:
+        cmd = [sys.executable, "-m", "radeval.cli", "bench", "human", "radjudge", "--data", str(root), "-m", "green",
+               "-O", f"green.endpoint={srv.url}", "-O", "green.judge_cache=false", "-o", str(tmp_path / "out")]  # fmt: skip
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert p.returncode == 0, p.stderr
+    m = json.loads((tmp_path / "out" / "bench-human.json").read_text())["metrics"]["green"]
+    # 1a copy > other, 1b equal texts, 2a: C2 and C3 tie at 0.6 (fails "C2 > C3"), 2b expects the worse first
+    assert m["cases"] == {"1a": True, "1b": True, "2a": False, "2b": False}

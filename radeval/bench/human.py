@@ -113,7 +113,7 @@ def _check(expected: str, scores: dict[str, float]) -> bool:
 
 
 def score_candidates(
-    data: HumanData, labels: Sequence[str], strict: bool
+    data: HumanData, labels: Sequence[str], strict: bool, options: dict[str, dict[str, Any]] | None = None
 ) -> tuple[dict[str, np.ndarray], dict[str, str], dict[str, str]]:
     """Per-candidate scores of each ``metric[:key]`` (sign-aligned: higher = better), the
     skipped metrics with the reason, and the key each label used."""
@@ -129,7 +129,7 @@ def score_candidates(
         name, key = parse_metric(label)
         try:
             if name not in results:
-                metric = get_metric(name)
+                metric = get_metric(name, **(options or {}).get(name, {}))
                 results[name] = (metric, metric.score(hyps, refs))
             metric, res = results[name]
             key = key or metric.keys[0]
@@ -145,7 +145,16 @@ def score_candidates(
     return out, skipped, used
 
 
-def run(data: HumanData, labels: Sequence[str], *, bootstrap: int = 1000, seed: int = 0, strict: bool = False) -> HumanResult:
+def run(
+    data: HumanData,
+    labels: Sequence[str],
+    *,
+    bootstrap: int = 1000,
+    seed: int = 0,
+    strict: bool = False,
+    options: dict[str, dict[str, Any]] | None = None,
+) -> HumanResult:
+    """Score every candidate with each ``metric[:key]`` (``options``: metric -> keyword options)."""
     if bootstrap < 0:
         raise ConfigError(f"bootstrap must be >= 0, got {bootstrap}")
     if not labels:
@@ -158,7 +167,7 @@ def run(data: HumanData, labels: Sequence[str], *, bootstrap: int = 1000, seed: 
          "tau": "Kendall tau-b (scipy)", "tie_tolerance": RADJUDGE_TOLERANCE if data.orderings else None},
         notes=list(data.notes),
     )  # fmt: skip
-    scores, res.skipped, used = score_candidates(data, labels, strict)
+    scores, res.skipped, used = score_candidates(data, labels, strict, options)
     if data.orderings:
         for label, s in scores.items():
             passed, per_case, unscored = 0, {}, 0

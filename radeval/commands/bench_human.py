@@ -16,6 +16,7 @@ def human(
     output: Annotated[Path, typer.Option("--output", "-o", help="Directory for bench-human.json, report.md/.html, tau.png/.svg")] = Path("human-bench"),
     bootstrap: Annotated[int, typer.Option("--bootstrap", help="Bootstrap resamples of cases for the 95% CIs")] = 1000,
     seed: Annotated[int, typer.Option("--seed")] = 0,
+    option: Annotated[list[str] | None, typer.Option("--option", "-O", help="Metric option as metric.option=value (repeatable), e.g. -O crimson.endpoint=http://host:8000")] = None,
     strict: Annotated[bool, typer.Option("--strict", help="Fail if a metric cannot run instead of skipping it")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ) -> None:
@@ -23,6 +24,7 @@ def human(
     from radeval.bench import human as H
     from radeval.bench.human_data import load
     from radeval.bench.human_report import TITLES, write
+    from radeval.commands.score import parse_options
     from radeval.registry import resolve
 
     labels = []
@@ -30,7 +32,8 @@ def human(
         name, key = H.parse_metric(item)
         labels += [f"{n}:{key}" if key else n for n in resolve([name])]
     t0 = time.perf_counter()
-    res = H.run(load(dataset, data), labels, bootstrap=bootstrap, seed=seed, strict=strict)
+    opts = parse_options(option, None, [H.parse_metric(x)[0] for x in labels])
+    res = H.run(load(dataset, data), labels, bootstrap=bootstrap, seed=seed, strict=strict, options=opts)
     H.check_result(res)
     files = write(res, output)
     if quiet:
