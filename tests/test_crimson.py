@@ -160,3 +160,50 @@ def test_crimson_as_a_trl_reward_through_the_generic_per_key_path():
         out = f(prompts=["p"] * 3, completions=["perfect", "prose", "missing"], ground_truth=["r"] * 3)
     clear_caches()
     assert out == [1.0, None, 0.6667]  # an unparsed answer is unscored, never a number
+
+
+def test_local_transformers_backend_renders_the_chat_and_decodes_only_the_answer(tmp_path, monkeypatch):
+    """The judge's local path for chat metrics: the tokenizer's chat template with a generation
+    prompt, greedy generation (replaced by canned answers), only the new tokens decoded."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    from test_green import _train_tokenizer
+
+    from radeval.metrics.crimson import Crimson
+
+    d = tmp_path / "tiny-crimson"
+    _train_tokenizer(d)
+    tok = transformers.AutoTokenizer.from_pretrained(d)
+    tok.chat_template = (
+        "{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}</s>\n{% endfor %}"
+        "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
+    )
+    tok.save_pretrained(d)
+    torch.manual_seed(0)
+    cfg = transformers.LlamaConfig(vocab_size=len(tok), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                   num_attention_heads=2, num_key_value_heads=2, bos_token_id=tok.bos_token_id,
+                                   eos_token_id=tok.eos_token_id, pad_token_id=tok.eos_token_id)  # fmt: skip
+    transformers.LlamaForCausalLM(cfg).save_pretrained(d, safe_serialization=True)
+
+    m = Crimson(model_path=d, device="cpu", judge_cache=False, batch_size=2)
+    backend = m._get_judge().backend
+    prompts_seen = []
+
+    def fake_generate(input_ids, attention_mask, max_new_tokens):
+        rows = []
+        for ids, mask in zip(input_ids.tolist(), attention_mask.tolist()):
+            text = tok.decode([t for t, a in zip(ids, mask) if a])
+            prompts_seen.append(text)
+            cand = text.split("CAND: ")[1].split("\n")[0]
+            rows.append(ids + tok(CASES[cand][0], add_special_tokens=False)["input_ids"] + [tok.eos_token_id])
+        width = max(map(len, rows))
+        return torch.tensor([r + [tok.eos_token_id] * (width - len(r)) for r in rows])
+
+    monkeypatch.setattr(backend, "_generate_ids", fake_generate)
+    res = m.score(["perfect", "missing", "prose"], ["r", "r", "r"])
+    v = res.sample["crimson"].tolist()
+    assert v[:2] == [1.0, 0.6667] and math.isnan(v[2])
+    assert all(p.startswith("<|system|>\nStand-in system turn.</s>\n<|user|>\nREF: r\nCAND: ") for p in prompts_seen)
+    assert all(p.endswith("<|assistant|>\n") for p in prompts_seen)
+    # the package's rule: its own fine-tuned model is prompted without guidelines
+    assert all("GUIDE: FalseFalse" in p for p in prompts_seen) and "guidelines:no" in res.signature
