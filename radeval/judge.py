@@ -155,10 +155,16 @@ class ResponseCache:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        with self._conn() as c:
-            c.execute("CREATE TABLE IF NOT EXISTS replies (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self._conn() as c:
+                c.execute("CREATE TABLE IF NOT EXISTS replies (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        except (OSError, sqlite3.Error) as e:
+            raise ConfigError(
+                f"judge response cache {self.path} cannot be used ({e}); set ${ENV_CACHE} to a writable folder "
+                "or pass judge_cache=false"
+            ) from e
 
     def _conn(self) -> sqlite3.Connection:
         c = getattr(self._local, "conn", None)

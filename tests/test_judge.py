@@ -165,3 +165,10 @@ def test_bad_settings():
     with pytest.raises(ConfigError):
         J.parse_prices("a,b")
     assert J.parse_prices("0.5, 1.5") == (0.5, 1.5) and J.parse_prices(None) is None
+
+
+def test_an_unusable_cache_is_a_clear_error(tmp_path):
+    bad = tmp_path / "not-a-db.sqlite"
+    bad.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(ConfigError, match="judge_cache=false"):
+        J.ResponseCache(bad)
