@@ -231,6 +231,46 @@ for _spec in (
         used_by=("green",),
     ),
     ModelSpec(
+        name="radfact-prompts",
+        repo_id=None,
+        revision="72463ac34442647886f13fad7d04958ab6c7c294",
+        files=(
+            "nli_system_message_ev_singlephrase.txt",
+            "nli_few_shot_examples.json",
+            "report_to_phrases_system_message.txt",
+            "report_to_phrases_few_shot_examples.json",
+            "report_to_phrases_schema.py",
+        ),
+        git_files=(
+            "microsoft/RadFact",
+            "72463ac34442647886f13fad7d04958ab6c7c294",
+            (
+                ("src/radfact/llm_utils/nli/prompts/system_message_ev_singlephrase.txt",
+                 "nli_system_message_ev_singlephrase.txt"),
+                ("src/radfact/llm_utils/nli/prompts/few_shot_examples.json", "nli_few_shot_examples.json"),
+                ("src/radfact/llm_utils/report_to_phrases/prompts/system_message.txt",
+                 "report_to_phrases_system_message.txt"),
+                ("src/radfact/llm_utils/report_to_phrases/prompts/few_shot_examples.json",
+                 "report_to_phrases_few_shot_examples.json"),
+                # read (never run) for the docstrings that RadFact's JSON schema instructions carry
+                ("src/radfact/llm_utils/report_to_phrases/schema.py", "report_to_phrases_schema.py"),
+            ),
+        ),  # fmt: skip
+        sha256={
+            "nli_system_message_ev_singlephrase.txt": "53ebe0fb1c0172f1f1797b7f8bbe790d985c85d48e23f08c88687a9f09acf7c8",
+            "nli_few_shot_examples.json": "6ed5f4db22ac6d8cd9a93c53c73a1bb3559d53966fba1febcf30fb217655110f",
+            "report_to_phrases_system_message.txt": "a5e18716a19b67ebd2d8a075fad1c84e79023f8ec06d7ae0221a6dc5bc20de62",
+            "report_to_phrases_few_shot_examples.json": "0dfa39738488358d08330f128c06277cf074cc60d8d023bb42c345542b60eac1",
+            "report_to_phrases_schema.py": "90e8c8a25536e5eff4adc77a94b7683a4d973bd8d4e963a3283869584713fcba",
+        },
+        check="radeval.metrics.radfact:check_prompt_dir",
+        hf_cache=False,
+        size="~60 kB (prompts, few-shot examples, one schema module read for its docstrings)",
+        licence="MIT (microsoft/RadFact)",
+        description="RadFact's prompts and few-shot examples (entailment verification, report to phrases)",
+        used_by=("radfact", "radfact_grounded"),
+    ),
+    ModelSpec(
         name="biomedclip",
         repo_id="microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224",
         files=(

@@ -317,6 +317,27 @@ _builtin(
     },
 )
 _builtin(
+    "radfact",
+    "radeval.metrics.radfact:RadFact",
+    ("radfact_logical_precision", "radfact_logical_recall", "radfact_logical_f1"),
+    "RadFact (microsoft/RadFact @72463ac): phrase-level logical precision/recall by LLM entailment "
+    "verification of narrative reports (phrases split by the LLM first); chat endpoint",
+    extra="radfact",
+    offline=False,
+    options={**_JUDGE_OPTIONS, "prompt_path": "RadFact's prompt files (default: radeval models download radfact-prompts)",
+             "image_size": "224"},
+)
+_builtin(
+    "radfact_grounded",
+    "radeval.metrics.radfact:RadFactGrounded",
+    tuple(f"radfact_grounded_{k}_{m}" for k in ("logical", "spatial", "grounding") for m in ("precision", "recall", "f1")),
+    "RadFact on grounded phrase lists (JSON [{text, boxes}] per report): logical, spatial and grounding "
+    "precision/recall (box pixel precision > 0.5 on 224 x 224 masks)",
+    extra="radfact",
+    offline=False,
+    options={**_JUDGE_OPTIONS, "prompt_path": "RadFact's prompt files", "image_size": "224 (mask size)"},
+)
+_builtin(
     "ratescore",
     "radeval.metrics.ratescore:RaTEScore",
     ("ratescore",),
