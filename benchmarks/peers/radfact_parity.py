@@ -184,7 +184,7 @@ def reference_side(cases, grounded: bool):
     from langchain_core.language_models.chat_models import BaseChatModel
     from langchain_core.messages import AIMessage
     from langchain_core.outputs import ChatGeneration, ChatResult
-    from radfact.data_utils.grounded_phrase_list import GroundedPhrase, GroundedPhraseList
+    from radfact.data_utils.grounded_phrase_list import GroundedPhraseList
     from radfact.llm_utils.nli.processor import ReportGroundingNLIProcessor
     from radfact.llm_utils.nli.schema import NLIQuerySample
     from radfact.llm_utils.report_to_phrases.processor import get_report_to_phrases_processor
@@ -304,7 +304,7 @@ def main() -> int:
     args = ap.parse_args()
     import importlib.metadata as md
 
-    out = {"reference": "microsoft/RadFact @72463ac (langchain %s, pydantic %s)" % (md.version("langchain"),
+    out = {"reference": "microsoft/RadFact @72463ac (langchain {}, pydantic {})".format(md.version("langchain"),
                                                                                     md.version("pydantic")),  # fmt: skip
            "narrative": compare(build_cases(args.cases, args.seed, False), False, args.prompt_path),
            "grounded": compare(build_cases(args.cases, args.seed + 1, True), True, args.prompt_path)}  # fmt: skip
