@@ -227,6 +227,12 @@ def ranking(res: HumanResult) -> list[dict[str, Any]]:
     return rows
 
 
+def display_name(row: dict[str, Any]) -> str:
+    """``metric:key`` unless the label already names the key (or the key is the metric's name)."""
+    m = row["metric"]
+    return m if ":" in m or row["key"] == m else f"{m}:{row['key']}"
+
+
 def human_table_rows(res: HumanResult) -> tuple[list[str], list[list[str]]]:
     """Column names and cells of the ranking table (shared by the console, Markdown, HTML)."""
 
@@ -236,8 +242,7 @@ def human_table_rows(res: HumanResult) -> tuple[list[str], list[list[str]]]:
     def ci(c):
         return "" if not c else f" [{c[0]:.2f}, {c[1]:.2f}]"
 
-    def name(r):
-        return r["metric"] if ":" in r["metric"] or r["key"] == r["metric"] else f"{r['metric']}:{r['key']}"
+    name = display_name
 
     if res.dataset == "radjudge":
         cols = ["metric", "cases passed", "unscored cases"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-from radeval.bench.human import HumanResult, human_table_rows, ranking
+from radeval.bench.human import HumanResult, display_name, human_table_rows, ranking
 from radeval.evaluation import _dumps, atomic_write
 
 TITLES = {"rexval": "ReXVal", "radpref": "RadPref", "radjudge": "RadJudge"}
@@ -62,7 +62,7 @@ def plot(res: HumanResult, out_dir: Path) -> list[Path]:
     if not rows:
         return []
     fig, ax = plt.subplots(figsize=(6, 1.0 + 0.4 * len(rows)))
-    names = [r["metric"] for r in rows][::-1]
+    names = [display_name(r) for r in rows][::-1]
     if res.dataset == "radjudge":
         vals = [r["passed"] / r["total"] for r in rows][::-1]
         ax.barh(names, vals, color="#4a7")
@@ -71,10 +71,14 @@ def plot(res: HumanResult, out_dir: Path) -> list[Path]:
     else:
         import numpy as np
 
-        vals = np.array([np.nan if r["tau_b"] is None else r["tau_b"] for r in rows][::-1])
-        lo = np.array([v - (r["tau_b_ci95"] or [v, v])[0] for v, r in zip(vals, rows[::-1])])
-        hi = np.array([(r["tau_b_ci95"] or [v, v])[1] - v for v, r in zip(vals, rows[::-1])])
-        ax.errorbar(vals, names, xerr=[lo, hi], fmt="o", capsize=3)
+        rev = rows[::-1]
+        vals = np.array([np.nan if r["tau_b"] is None else r["tau_b"] for r in rev])
+        # percentile CIs need not contain the point estimate (few cases): draw them as intervals
+        for y, r in enumerate(rev):
+            if r["tau_b_ci95"]:
+                ax.hlines(y, *r["tau_b_ci95"], color="#36c", lw=2)
+        ax.plot(vals, range(len(rev)), "o", color="#123")
+        ax.set_yticks(range(len(rev)), names)
         ax.axvline(0, color="grey", lw=0.8)
         ax.set_xlabel("Kendall τ-b with radiologists (95% CI)")
     ax.set_title(TITLES.get(res.dataset, res.dataset), fontsize=10)
