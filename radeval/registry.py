@@ -171,6 +171,19 @@ _builtin(
     options={"tokenize": "r2gen-mimic (default) | r2gen-iu | whitespace | ptb"},
 )
 _builtin(
+    "cider",
+    "radeval.metrics.cider:Cider",
+    ("cider",),
+    "CIDEr-D as pycocoevalcap Cider (n 1-4, sigma 6, x10, clipped tf-idf; DF from the evaluated references "
+    "in a first pass, or a fixed df_corpus)",
+    options={
+        "tokenize": "r2gen-mimic (default) | r2gen-iu | whitespace | ptb",
+        "df_corpus": "DF table from `radeval cider-df` (.json), a reference file (.txt/.jsonl) or texts; "
+        "default: the evaluated references (rewards: set it)",
+        "sigma": "length-penalty width, default 6.0 (pycocoevalcap)",
+    },
+)
+_builtin(
     "rouge_l_stemmed",
     "radeval.metrics.nlg:RougeLStemmed",
     ("rouge_l_stemmed",),

@@ -22,7 +22,7 @@ def parse_options(pairs: list[str] | None, tokenize: str | None, metric_names: l
 
         check_mode(tokenize)
         for name in metric_names:
-            if name in ("bleu", "rouge_l", "meteor"):
+            if name in ("bleu", "rouge_l", "meteor", "cider"):
                 options.setdefault(name, {})["tokenize"] = tokenize
     for pair in pairs or []:
         key, sep, raw = pair.partition("=")
@@ -113,7 +113,7 @@ IdOpt = Annotated[str, typer.Option("--id-field", help="Field holding the record
 PredOpt = Annotated[str, typer.Option("--prediction-field", help="Field holding the generated report")]
 RefOpt = Annotated[str, typer.Option("--reference-field", help="Field holding the reference report")]
 ImgOpt = Annotated[str, typer.Option("--image-field", help="Field holding the image path")]
-TokOpt = Annotated[str | None, typer.Option("--tokenize", help="Text normalisation for bleu/rouge_l/meteor: r2gen-mimic (default), r2gen-iu, whitespace, ptb")]
+TokOpt = Annotated[str | None, typer.Option("--tokenize", help="Text normalisation for bleu/rouge_l/meteor/cider: r2gen-mimic (default), r2gen-iu, whitespace, ptb")]
 OptOpt = Annotated[list[str] | None, typer.Option("--option", "-O", help=OPTION_HELP)]
 BootOpt = Annotated[int, typer.Option("--bootstrap", help="Bootstrap resamples for the 95% CIs (0 disables)")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the bootstrap")]
