@@ -41,7 +41,30 @@ PRESETS: dict[str, tuple[str, ...]] = {
     "valor": ("bleu", "rouge_l", "meteor", "chexbert", "green", "ratescore"),
     # RadVLM-GRPO report-generation table columns
     "radvlm": ("bleu", "rouge_l", "bertscore", "radgraph", "chexbert", "radcliq"),
+    # ReXrank leaderboard columns (rajpurkarlab/ReXrank-metric): BLEU-2, BERTScore, RadGraph
+    # (CXR-Report-Metric's), SembScore, RadCliQ-v1 (ReXrank prints 1/RadCliQ-v1) and -v0,
+    # RaTEScore, GREEN
+    "rexrank": ("radcliq_features", "semb", "radcliq", "radcliq_v0", "ratescore", "green"),
+    # the R2Gen lineage's NLG columns
+    "r2gen": ("bleu", "meteor", "rouge_l", "cider"),
 }
+
+#: Options a preset implies (the user's own options win): ReXrank runs CXR-Report-Metric with
+#: IDF off, so its RadCliQ-v1 uses plain BERTScore.
+PRESET_OPTIONS: dict[str, dict[str, dict[str, Any]]] = {
+    "rexrank": {"radcliq": {"idf": False}},
+}
+
+
+def preset_options(names: str | list[str] | tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    """Default options implied by the presets named in ``names`` (a comma list or a list)."""
+    if isinstance(names, str):
+        names = [n.strip() for n in names.split(",") if n.strip()]
+    out: dict[str, dict[str, Any]] = {}
+    for n in names:
+        for metric, opts in PRESET_OPTIONS.get(n, {}).items():
+            out.setdefault(metric, {}).update(opts)
+    return out
 
 
 def register(spec: MetricSpec, *, replace: bool = False) -> None:
@@ -278,6 +301,35 @@ _builtin(
         "idf": "use BERTScore IDF (default yes, the paper's setting)",
         "idf_corpus": "texts or a file to freeze the IDF on (rewards); default: the evaluated references",
     },
+)
+_builtin(
+    "radcliq_v0",
+    "radeval.metrics.radcliq:RadCliQV0",
+    ("radcliq_v0",),
+    "RadCliQ-v0 (CXR-Report-Metric's first composite: same 4 features as v1, its StandardScaler + "
+    "LinearRegression); LOWER is better; idf off by default (CXR-Report-Metric's USE_IDF)",
+    extra="clinical",
+    offline=False,
+    options={"radgraph_model": "radgraph (default)", "idf": "default no", "idf_corpus": "as radcliq"},
+)
+_builtin(
+    "radcliq_features",
+    "radeval.metrics.radcliq:RadCliQFeatures",
+    ("radgraph_combined", "bertscore_cxr", "bleu2_cxr"),
+    "CXR-Report-Metric/ReXrank columns: RadGraph (entity+relation F1)/2, BERTScore distilroberta L5 "
+    "rescaled (idf off), fast_bleu BLEU-2",
+    extra="clinical",
+    offline=False,
+    options={"radgraph_model": "radgraph (default)", "idf": "default no"},
+)
+_builtin(
+    "semb",
+    "radeval.metrics.semb:SembScore",
+    ("semb_score",),
+    "SembScore: cosine of CheXbert final [CLS] embeddings (CXR-Report-Metric / ReXrank semb_score)",
+    extra="clinical",
+    offline=False,
+    options={"model_path": "chexbert.pth", "device": "cpu/cuda"},
 )
 _builtin(
     "green",

@@ -82,6 +82,8 @@ class DocumentFrequency:
         self.ref_len = math.log(float(self.n_refs)) if self.n_refs > 0 else 0.0
         self.label = label
         self.sha = sha
+        # idf weight per n-gram, ref_len - log(max(1, df)), computed once (an unseen n-gram: ref_len)
+        self.weight = {g: self.ref_len - math.log(max(1.0, c)) for g, c in df.items()}
 
     @property
     def id(self) -> str:
@@ -231,13 +233,13 @@ class Cider(MeanMetric):
     def _vec(self, text: str) -> tuple[list[dict], list[float], int]:
         """pycocoevalcap's ``counts2vec``: tf-idf per order, their norms, and the bigram count."""
         assert self._df is not None
-        df, ref_len = self._df.df, self._df.ref_len
+        weight, ref_len = self._df.weight, self._df.ref_len
         vec: list[dict] = [{} for _ in range(N_ORDER)]
         sq = [0.0] * N_ORDER
         length = 0
         for g, tf in ngram_counts(text).items():
             n = len(g) - 1
-            v = float(tf) * (ref_len - math.log(max(1.0, df.get(g, 0.0))))
+            v = float(tf) * weight.get(g, ref_len)
             vec[n][g] = v
             sq[n] += v**2
             if n == 1:  # sic: pycocoevalcap's "length" is the number of bigrams
