@@ -41,9 +41,14 @@ def chexbert_labeler(
 
     ``batch_size`` changes no value, so the first caller's is kept.
     """
-    from radeval.metrics.chexbert import CheXbertLabeler
+    from radeval import models
+    from radeval.metrics.chexbert import MODEL_FILE, MODEL_NAME, TOKENIZER_NAME, CheXbertLabeler
 
-    key = ("chexbert", _path(model_path), _path(tokenizer_path), str(device))
+    # keyed by the files they resolve to, so metrics that name them differently (an explicit
+    # path, RADEVAL_MODELS_DIR, the HF cache) still share one labeler
+    model_file = models.resolve_file(MODEL_NAME, MODEL_FILE, model_path)
+    tok = models.resolve(TOKENIZER_NAME, tokenizer_path)
+    key = ("chexbert", _path(model_file), _path(tok), str(device))
     return _get(key, lambda: CheXbertLabeler(model_path, tokenizer_path, device=device, batch_size=batch_size))
 
 
