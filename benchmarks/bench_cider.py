@@ -47,11 +47,11 @@ def main() -> int:
     for mode in a.modes.split(","):
         tokenize.clean_r2gen_iu.cache_clear()
         tokenize.clean_r2gen_mimic.cache_clear()
-        ours, w1, c1 = _timed(lambda: Cider(tokenize=mode).score(hyps, refs))
+        ours, w1, c1 = _timed(lambda m=mode: Cider(tokenize=m).score(hyps, refs))
         hn, rn = normalize(hyps, mode), normalize(refs, mode)
         gts = {i: [r] for i, r in enumerate(rn)}
         res = {i: [h] for i, h in enumerate(hn)}
-        (corpus, sample), w2, c2 = _timed(lambda: CocoCider().compute_score(gts, res))
+        (corpus, sample), w2, c2 = _timed(lambda g=gts, r=res: CocoCider().compute_score(g, r))
         d_sample = float(np.abs(ours.sample["cider"] - sample).max())
         d_corpus = abs(ours.corpus["cider"] - corpus)
         worst = max(worst, d_sample, d_corpus)

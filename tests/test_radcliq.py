@@ -57,7 +57,13 @@ def _bytes_to_unicode() -> dict[int, str]:
 @pytest.fixture(scope="module")
 def tiny_roberta(tmp_path_factory) -> Path:
     """A 6-layer, 16-wide RoBERTa with a byte-level BPE tokenizer, random weights (seed 0)."""
-    d = tmp_path_factory.mktemp("distilroberta")
+    return build_tiny_roberta(tmp_path_factory.mktemp("distilroberta"))
+
+
+def build_tiny_roberta(d: Path) -> Path:
+    """Write the tiny distilroberta stand-in into ``d`` (also used by benchmarks/rexrank_synthetic.py)."""
+    d = Path(d)
+    d.mkdir(parents=True, exist_ok=True)
     vocab = {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3}
     for ch in _bytes_to_unicode().values():
         vocab.setdefault(ch, len(vocab))

@@ -95,7 +95,7 @@ def test_semb_is_the_reference_formula(cx):
     # the reference side: labeller's [CLS] state computed by transformers' BertModel itself
     from transformers import BertModel
 
-    from radeval.metrics.chexbert import build_chexbert_net, load_chexbert_state_dict, _bert_config
+    from radeval.metrics.chexbert import _bert_config, build_chexbert_net, load_chexbert_state_dict
 
     net = build_chexbert_net(_bert_config(m.chexbert.tokenizer_dir))
     sd = load_chexbert_state_dict(cx["checkpoint"])

@@ -151,10 +151,12 @@ def score(
     """
     from radeval.data import FieldMap
     from radeval.evaluation import evaluate
-    from radeval.registry import resolve
+    from radeval.registry import preset_options, resolve
 
     names = resolve(metrics)
     options = parse_options(option, tokenize, names)
+    for m, implied in preset_options(metrics).items():  # e.g. rexrank: RadCliQ without IDF
+        options[m] = {**implied, **options.get(m, {})}
     if green_endpoint:
         if "green" not in names:
             raise ConfigError("--green-endpoint is for metric green; add it to --metrics")
@@ -215,10 +217,12 @@ def compare(
     from radeval.data import FieldMap
     from radeval.evaluation import compare as compare_results
     from radeval.evaluation import evaluate
-    from radeval.registry import resolve
+    from radeval.registry import preset_options, resolve
 
     names = resolve(metrics)
     options = parse_options(option, tokenize, names)
+    for m, implied in preset_options(metrics).items():  # e.g. rexrank: RadCliQ without IDF
+        options[m] = {**implied, **options.get(m, {})}
     fields = FieldMap(id_field, prediction_field, reference_field)
     results = []
     for f in (file_a, file_b):
