@@ -137,9 +137,13 @@ def _metric(tiny_roberta, rg_archive, **kw):
 # ----- constants and formula ----------------------------------------------------------------
 def test_published_constants():
     assert rq.COLS == ("radgraph_combined", "bertscore", "semb_score", "bleu_score")
-    assert rq.SCALER_MEAN == (0.53792312, 0.61757256, 0.76479421, 0.44738335)
-    assert rq.SCALER_SCALE == (0.30282584, 0.22430938, 0.25394391, 0.29892717)
-    assert rq.COEFS == (-3.77083683e-01, -3.70300100e-01, -2.52616218e-01, 4.31504841e-12, 2.46655256e-10)
+    # full precision from CXR-Report-Metric's radcliq-v1.pkl; RadEval's 8-digit transcription agrees
+    np.testing.assert_allclose(rq.SCALER_MEAN, (0.53792312, 0.61757256, 0.76479421, 0.44738335), rtol=0, atol=5e-9)
+    np.testing.assert_allclose(rq.SCALER_SCALE, (0.30282584, 0.22430938, 0.25394391, 0.29892717), rtol=0, atol=5e-9)
+    np.testing.assert_allclose(
+        rq.COEFS, (-3.77083683e-01, -3.70300100e-01, -2.52616218e-01, 4.31504841e-12, 2.46655256e-10), rtol=5e-9, atol=0
+    )
+    assert rq.SCALER_MEAN[0] == 0.5379231241355762 and rq.COEFS[0] == -0.37708368261038905
 
 
 def test_combine_is_the_scaled_linear_model():

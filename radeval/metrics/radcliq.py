@@ -55,15 +55,21 @@ from radeval.errors import ConfigError, DependencyError, InputError
 from radeval.metric import MeanMetric
 
 # ----- published constants ------------------------------------------------------------------
-#: StandardScaler of RadCliQ-v1 (features in COLS order): transcribed from CXR-Report-Metric's
-#: ``CXRMetric/radcliq-v1.pkl`` by RadEval (jbdel/RadEval, radcliq ``CompositeMetric``: mean_,
-#: scale_, n_samples_seen_ = 160). Not re-derived from the pickle here (it is binary and we
-#: do not unpickle it).
+#: StandardScaler of RadCliQ-v1 (features in COLS order) and the linear coefficients (in COLS
+#: order, then the intercept): CXR-Report-Metric's ``CXRMetric/radcliq-v1.pkl`` (scaler with
+#: n_samples_seen_ = 160, ``coefs``), read from the pickle's opcodes with ``pickletools`` (never
+#: unpickled), full float64 precision. (impl v1 used RadEval's 8-digit transcription, which
+#: moved RadCliQ-v1 by up to 3.6e-8.)
 COLS = ("radgraph_combined", "bertscore", "semb_score", "bleu_score")
-SCALER_MEAN = (0.53792312, 0.61757256, 0.76479421, 0.44738335)
-SCALER_SCALE = (0.30282584, 0.22430938, 0.25394391, 0.29892717)
-#: Linear coefficients (same source), in COLS order, then the intercept.
-COEFS = (-3.77083683e-01, -3.70300100e-01, -2.52616218e-01, 4.31504841e-12, 2.46655256e-10)
+SCALER_MEAN = (0.5379231241355762, 0.6175725628125001, 0.7647942121140658, 0.44738335396242174)
+SCALER_SCALE = (0.3028258411486429, 0.22430938459304575, 0.2539439110169773, 0.2989271671041838)
+COEFS = (
+    -0.37708368261038905,
+    -0.37030009974480316,
+    -0.25261621789593225,
+    4.315048405024756e-12,
+    2.466552561323256e-10,
+)
 
 #: RadCliQ-v0 (Yu et al. 2023's first composite; CXR-Report-Metric ``CXRMetric/normalizer.pkl``
 #: + ``composite_metric_model.pkl``): a StandardScaler (n_samples_seen_ = 200) and an sklearn
@@ -282,7 +288,7 @@ class RadCliQ(MeanMetric):
     name = "radcliq"
     keys = ("radcliq_v1",)
     directions = {"radcliq_v1": False}
-    impl_version = "1"
+    impl_version = "2"  # 2: full-precision constants from radcliq-v1.pkl
 
     def __init__(
         self,
