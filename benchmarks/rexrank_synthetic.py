@@ -58,7 +58,7 @@ def build(work: Path) -> dict[str, Path]:
 def options(p: dict[str, Path]) -> dict[str, dict]:
     clin = {"radgraph_path": str(p["radgraph"]), "bertscore_path": str(p["roberta"]), "chexbert_path": str(p["chexbert"])}
     return {
-        "radcliq_features": dict(clin),
+        "radcliq_features": {k: v for k, v in clin.items() if k != "chexbert_path"},
         "semb": {"model_path": str(p["chexbert"])},
         "radcliq": dict(clin),
         "radcliq_v0": dict(clin),

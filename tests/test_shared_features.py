@@ -48,7 +48,7 @@ def _options(cx, rg, rob):
         "semb": {"model_path": str(cx["checkpoint"])},
         "radcliq": {**clin, "idf": False},
         "radcliq_v0": dict(clin),
-        "radcliq_features": dict(clin),
+        "radcliq_features": {k: v for k, v in clin.items() if k != "chexbert_path"},
     }
 
 

@@ -59,17 +59,22 @@ DF_FORMAT = "radeval-cider-df"
 DF_VERSION = 1
 
 
-def ngram_counts(text: str, n: int = N_ORDER) -> dict[tuple[str, ...], int]:
-    """pycocoevalcap's ``precook``: counts of every n-gram, n = 1..``n``, of ``text.split()``.
+def ngram_orders(text: str, n: int = N_ORDER) -> list[Counter]:
+    """pycocoevalcap's ``precook`` split by order: one Counter of k-grams per k = 1..``n``.
 
-    Insertion order (by n, then position) is the reference's, so sums run in its order.
+    Each Counter's insertion order (first occurrence, by position) is the order in which
+    ``precook``'s dict holds that order's n-grams, so sums over them run in the reference's order.
     """
     words = text.split()
-    counts: dict[tuple[str, ...], int] = {}
-    for k in range(1, n + 1):
-        for g in zip(*(words[i:] for i in range(k))):
-            counts[g] = counts.get(g, 0) + 1
-    return counts
+    return [Counter(zip(*(words[i:] for i in range(k)))) for k in range(1, n + 1)]
+
+
+def ngram_counts(text: str, n: int = N_ORDER) -> dict[tuple[str, ...], int]:
+    """pycocoevalcap's ``precook``: counts of every n-gram, n = 1..``n``, in its order."""
+    out: dict[tuple[str, ...], int] = {}
+    for c in ngram_orders(text, n):
+        out.update(c)
+    return out
 
 
 class DocumentFrequency:
@@ -95,7 +100,8 @@ class DocumentFrequency:
         h = hashlib.sha256()
         n = 0
         for r in refs:
-            df.update(ngram_counts(r).keys())  # keys are distinct: each reference counts once
+            for c in ngram_orders(r):
+                df.update(c.keys())  # keys are distinct: each reference counts once
             h.update(r.encode("utf-8", "surrogatepass") + b"\n\x00")
             n += 1
         return cls({g: float(c) for g, c in df.items()}, n, label, h.hexdigest()[:12])
@@ -234,17 +240,17 @@ class Cider(MeanMetric):
         """pycocoevalcap's ``counts2vec``: tf-idf per order, their norms, and the bigram count."""
         assert self._df is not None
         weight, ref_len = self._df.weight, self._df.ref_len
-        vec: list[dict] = [{} for _ in range(N_ORDER)]
-        sq = [0.0] * N_ORDER
-        length = 0
-        for g, tf in ngram_counts(text).items():
-            n = len(g) - 1
-            v = float(tf) * weight.get(g, ref_len)
-            vec[n][g] = v
-            sq[n] += v**2
-            if n == 1:  # sic: pycocoevalcap's "length" is the number of bigrams
-                length += tf
-        return vec, [math.sqrt(s) for s in sq], length
+        get = weight.get
+        orders = ngram_orders(text)
+        vec = [{g: float(tf) * get(g, ref_len) for g, tf in c.items()} for c in orders]
+        norms = []
+        for v in vec:
+            sq = 0.0
+            for x in v.values():  # a plain running sum, in the reference's order (not sum()/fsum)
+                sq += x**2
+            norms.append(math.sqrt(sq))
+        # sic: pycocoevalcap's "length" is the number of bigrams, not of words
+        return vec, norms, sum(orders[1].values())
 
     def _ref(self, text: str) -> tuple:
         hit = self._ref_vec.get(text)
@@ -261,11 +267,12 @@ class Cider(MeanMetric):
         penalty = math.e ** (-(delta**2) / (2 * self.sigma**2))
         total = 0.0
         for n in range(N_ORDER):
-            ref_n = vr[n]
+            get = vr[n].get
             val = 0.0
             for g, v in vh[n].items():
-                r = ref_n.get(g, 0.0)
-                val += min(v, r) * r
+                r = get(g)
+                if r:  # an absent (or zero-weight) n-gram adds exactly 0.0: skipped
+                    val += (v if v < r else r) * r
             if nh[n] != 0 and nr[n] != 0:
                 val /= nh[n] * nr[n]
             total += val * penalty
@@ -287,4 +294,4 @@ def build_df_table(refs: Sequence[str], tokenize: str = DEFAULT_TOKENIZE) -> dic
     return DocumentFrequency.from_normalised(normalize(list(refs), tokenize), "df-file").to_json(tokenize)
 
 
-__all__ = ["Cider", "DocumentFrequency", "build_df_table", "ngram_counts", "read_references"]
+__all__ = ["Cider", "DocumentFrequency", "build_df_table", "ngram_counts", "ngram_orders", "read_references"]

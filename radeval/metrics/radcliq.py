@@ -91,7 +91,7 @@ DISTILROBERTA = models.ModelSpec(
     size="~330 MB (not measured here)",
     licence="apache-2.0",
     description="DistilRoBERTa for RadCliQ-v1's BERTScore (layer 5, IDF, baseline-rescaled)",
-    used_by=("radcliq",),
+    used_by=("radcliq", "radcliq_v0", "radcliq_features"),
 )
 if DISTILROBERTA.name not in models.MODELS:  # until radeval.models lists it
     models.register_model(DISTILROBERTA)
@@ -450,22 +450,19 @@ class RadCliQFeatures(RadCliQ):
     impl_version = "1"
 
     def __init__(self, radgraph_model: str = "radgraph", *, idf: bool = False, **kw: Any) -> None:
+        # SembScore is its own metric (semb): these columns need no CheXbert at all
+        if kw.get("chexbert_path") is not None or kw.get("chexbert") is not None:
+            raise ConfigError("radcliq_features reads no CheXbert model (SembScore is metric 'semb')")
+        kw.pop("chexbert_path", None)
+        kw["chexbert"] = _NoEmbedding()
         super().__init__(radgraph_model, idf=idf, **kw)
 
     def settings(self) -> dict[str, Any]:
         out = super().settings()
-        for k in ("version", "coefs", "lower_is_better", "semb"):
+        for k in ("version", "coefs", "lower_is_better", "semb", "chexbert"):
             out.pop(k, None)
         out["columns"] = "CXR-Report-Metric"
         return out
-
-    def features(self, hyps: Sequence[str], refs: Sequence[str]) -> np.ndarray:
-        # everything but SembScore (its own metric): no CheXbert pass is needed here
-        saved, self.chexbert = self.chexbert, _NoEmbedding()
-        try:
-            return super().features(hyps, refs)
-        finally:
-            self.chexbert = saved
 
     def values(self, hyps, refs, images=None) -> dict[str, np.ndarray]:
         x = self.features(hyps, refs)
