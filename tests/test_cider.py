@@ -101,7 +101,7 @@ def test_fixed_df_table_cli_and_reward(tmp_path, pairs):
     assert f(prompts=["p"], completions=[""], ground_truth=[test_refs[0]]) == [0.0]
 
 
-def test_runner_first_pass_and_resume_match_one_call(tmp_path, pairs):
+def test_runner_first_pass_matches_one_call(tmp_path, pairs):
     from radeval.runner import score_file
 
     sub = pairs[:120]
@@ -112,6 +112,8 @@ def test_runner_first_pass_and_resume_match_one_call(tmp_path, pairs):
     lines = [json.loads(x) for x in (tmp_path / "out" / "per_sample.jsonl").read_text().splitlines()]
     np.testing.assert_allclose([x["cider"] for x in lines], whole.sample["cider"], rtol=0, atol=1e-12)
     assert res.corpus["cider"] == pytest.approx(whole.corpus["cider"], abs=1e-12)
+    # the table is named in the signature, hence in a resumed run's manifest check
+    assert "df:test-refs(n=120," in res.signatures["cider"]
 
 
 def test_edge_cases():
