@@ -27,7 +27,9 @@ def cider_df(
     """Count CIDEr-D document frequencies on REFERENCES (pycocoevalcap's definition) into a table."""
     from radeval.evaluation import atomic_write
     from radeval.metrics.cider import build_df_table, read_references
+    from radeval.tokenize import check_mode
 
+    check_mode(tokenize)  # a usage error before reading anything
     refs = read_references(references)
     table = build_df_table(refs, tokenize)
     output.parent.mkdir(parents=True, exist_ok=True)

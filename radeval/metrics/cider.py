@@ -143,7 +143,7 @@ def read_references(path: str | os.PathLike[str]) -> list[str]:
     """References from a text file (one per non-blank line) or JSONL (``reference`` field)."""
     p = Path(path)
     if not p.is_file():
-        raise ConfigError(f"cider df_corpus {p}: no such file")
+        raise ConfigError(f"CIDEr reference corpus {p}: no such file")
     lines = p.read_text(encoding="utf-8").splitlines()
     if p.suffix != ".jsonl":
         return [ln for ln in lines if ln.strip()]
