@@ -144,7 +144,10 @@ def read_references(path: str | os.PathLike[str]) -> list[str]:
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"CIDEr reference corpus {p}: no such file")
-    lines = p.read_text(encoding="utf-8").splitlines()
+    try:
+        lines = p.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as e:
+        raise InputError(f"{p}: not UTF-8 text ({e})") from e
     if p.suffix != ".jsonl":
         return [ln for ln in lines if ln.strip()]
     out = []
