@@ -39,7 +39,9 @@ def iu_reports(wheel: str) -> list[str]:
             if not m.name.endswith(".xml"):
                 continue
             root = ET.parse(tar.extractfile(m)).getroot()
-            parts = [a.text for a in root.iter("AbstractText") if a.get("Label") in ("FINDINGS", "IMPRESSION") and a.text]
+            parts = [
+                a.text for a in root.iter("AbstractText") if a.get("Label") in ("FINDINGS", "IMPRESSION") and a.text
+            ]
             if parts:
                 out.append(" ".join(parts))
     return out
@@ -56,8 +58,11 @@ def main(wheel: str, old_rules: str) -> None:
     a, b = old.RuleLabeler().label(texts), RuleLabeler().label(texts)
     same = (a == b) | (np.isnan(a) & np.isnan(b))
     n_ph = sum(1 for t in texts if re.search(r"XXXX", t))
-    print(f"reports {len(texts)} (with XXXX: {n_ph}); label decisions {a.size}; changed {int((~same).sum())} "
-          f"in {int((~same.all(1)).sum())} reports")
+    print(
+        f"reports {len(texts)} (with XXXX: {n_ph}); label decisions {a.size}; changed {int((~same).sum())} "
+        f"in {int((~same.all(1)).sum())} reports"
+    )
+
     def name(v: float) -> str:  # NaN keys would not group in a Counter
         return "blank" if np.isnan(v) else {1.0: "positive", 0.0: "negative", -1.0: "uncertain"}[float(v)]
 

@@ -45,14 +45,22 @@ def main() -> int:
         feats, out = Path(d) / "f.json", Path(d) / "o.json"
         feats.write_text(json.dumps({"features": x.tolist()}))
         subprocess.run(
-            [f"{a.venv}/bin/python", str(ROOT / "benchmarks/peers/cxr_report_metric_composite.py"), a.cxr_dir, str(feats), str(out)],
+            [
+                f"{a.venv}/bin/python",
+                str(ROOT / "benchmarks/peers/cxr_report_metric_composite.py"),
+                a.cxr_dir,
+                str(feats),
+                str(out),
+            ],
             check=True,
         )
         ref = json.loads(out.read_text())
     d0 = np.abs(RadCliQV0.combine(x) - np.array(ref["radcliq_v0"])).max()
     d1 = np.abs(RadCliQ.combine(x) - np.array(ref["radcliq_v1"])).max()
     print(f"rows {len(x)}: max |RadCliQ-v0 - reference| = {d0:.3e}; max |RadCliQ-v1 - reference| = {d1:.3e}")
-    print(f"range v0 [{min(ref['radcliq_v0']):.3f}, {max(ref['radcliq_v0']):.3f}], v1 [{min(ref['radcliq_v1']):.3f}, {max(ref['radcliq_v1']):.3f}]")
+    print(
+        f"range v0 [{min(ref['radcliq_v0']):.3f}, {max(ref['radcliq_v0']):.3f}], v1 [{min(ref['radcliq_v1']):.3f}, {max(ref['radcliq_v1']):.3f}]"
+    )
     return 0 if d0 <= 1e-9 else 1
 
 

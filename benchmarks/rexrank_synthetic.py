@@ -46,17 +46,35 @@ def build(work: Path) -> dict[str, Path]:
     tok = transformers.AutoTokenizer.from_pretrained(green)
     torch.manual_seed(0)
     cfg = transformers.LlamaConfig(
-        vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-        num_key_value_heads=2, max_position_embeddings=4096, bos_token_id=tok.bos_token_id,
-        eos_token_id=tok.eos_token_id, pad_token_id=tok.eos_token_id,
+        vocab_size=len(tok),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=4096,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.eos_token_id,
     )
     transformers.LlamaForCausalLM(cfg).save_pretrained(green, safe_serialization=True)
-    return {"hub": cx["hub"], "chexbert": cx["checkpoint"], "radgraph": rg, "roberta": rob,
-            "ner": rate["ner"], "embed": rate["embed"], "green": green}
+    return {
+        "hub": cx["hub"],
+        "chexbert": cx["checkpoint"],
+        "radgraph": rg,
+        "roberta": rob,
+        "ner": rate["ner"],
+        "embed": rate["embed"],
+        "green": green,
+    }
 
 
 def options(p: dict[str, Path]) -> dict[str, dict]:
-    clin = {"radgraph_path": str(p["radgraph"]), "bertscore_path": str(p["roberta"]), "chexbert_path": str(p["chexbert"])}
+    clin = {
+        "radgraph_path": str(p["radgraph"]),
+        "bertscore_path": str(p["roberta"]),
+        "chexbert_path": str(p["chexbert"]),
+    }
     return {
         "radcliq_features": {k: v for k, v in clin.items() if k != "chexbert_path"},
         "semb": {"model_path": str(p["chexbert"])},
@@ -80,9 +98,24 @@ def main() -> int:
 
     pairs = report_pairs(a.n, seed=7)
     src = work / "preds.jsonl"
-    src.write_text("".join(json.dumps({"id": f"r{i:04d}", "prediction": h, "reference": r}) + "\n" for i, (h, r) in enumerate(pairs)))
+    src.write_text(
+        "".join(
+            json.dumps({"id": f"r{i:04d}", "prediction": h, "reference": r}) + "\n" for i, (h, r) in enumerate(pairs)
+        )
+    )
     opts = options(paths)
-    cmd = [sys.executable, "-m", "radeval.cli", "score", str(src), "-m", "rexrank", "--output", str(work / "out"), "--quiet"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "radeval.cli",
+        "score",
+        str(src),
+        "-m",
+        "rexrank",
+        "--output",
+        str(work / "out"),
+        "--quiet",
+    ]
     for m, o in opts.items():
         cmd += [x for k, v in o.items() for x in ("-O", f"{m}.{k}={json.dumps(v) if not isinstance(v, str) else v}")]
     t0, c0 = time.perf_counter(), os.times()
@@ -111,7 +144,9 @@ def main() -> int:
     print(f"in-process evaluate(rexrank) {t_in:.1f}s; distinct texts {len(set(hyps + refs))}")
     print(f"CheXbert texts encoded {cxl.n_forward} (distinct cleaned {n_cx}; read by semb, radcliq, radcliq_v0)")
     print(f"RadGraph texts annotated {rg.n_forward} (read by radcliq_features, radcliq, radcliq_v0)")
-    print(f"RadCliQ BERTScore texts embedded {bs.n_forward} (idf off: one engine for radcliq_features, radcliq, radcliq_v0)")
+    print(
+        f"RadCliQ BERTScore texts embedded {bs.n_forward} (idf off: one engine for radcliq_features, radcliq, radcliq_v0)"
+    )
     return rc
 
 

@@ -106,7 +106,9 @@ def test_runner_first_pass_matches_one_call(tmp_path, pairs):
 
     sub = pairs[:120]
     src = tmp_path / "in.jsonl"
-    src.write_text("".join(json.dumps({"id": f"r{i:03d}", "prediction": h, "reference": r}) + "\n" for i, (h, r) in enumerate(sub)))
+    src.write_text(
+        "".join(json.dumps({"id": f"r{i:03d}", "prediction": h, "reference": r}) + "\n" for i, (h, r) in enumerate(sub))
+    )
     whole = Cider().score([h for h, _ in sub], [r for _, r in sub])
     res = score_file(src, "cider", tmp_path / "out", bootstrap=50, chunk_size=16)
     lines = [json.loads(x) for x in (tmp_path / "out" / "per_sample.jsonl").read_text().splitlines()]

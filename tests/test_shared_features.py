@@ -70,9 +70,7 @@ def test_encoders_run_once_per_text_across_metrics(cx, rg_archive, tiny_roberta)
 
     # sharing changes no value: a metric on its own encoders gives the same numbers
     shared.clear()
-    alone = rq.RadCliQ(
-        radgraph_path=rg_archive, bertscore_path=tiny_roberta, chexbert_path=cx["checkpoint"], idf=False
-    )
+    alone = rq.RadCliQ(radgraph_path=rg_archive, bertscore_path=tiny_roberta, chexbert_path=cx["checkpoint"], idf=False)
     x = alone.features(hyps, refs)
     sample = result.per_sample
     np.testing.assert_allclose(sample["radcliq_v1"], rq.RadCliQ.combine(x), rtol=0, atol=1e-12)

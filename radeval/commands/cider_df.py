@@ -17,7 +17,10 @@ import typer
 
 def cider_df(
     references: Annotated[
-        Path, typer.Argument(help="References: JSONL with a 'reference' field, or text with one per line", show_default=False)
+        Path,
+        typer.Argument(
+            help="References: JSONL with a 'reference' field, or text with one per line", show_default=False
+        ),
     ],
     output: Annotated[Path, typer.Option("--output", "-o", help="DF table to write (JSON)")],
     tokenize: Annotated[
@@ -34,4 +37,6 @@ def cider_df(
     table = build_df_table(refs, tokenize)
     output.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(output, json.dumps(table, ensure_ascii=False, separators=(",", ":")) + "\n")
-    typer.echo(f"{output}: {table['n_refs']} references, {len(table['df'])} n-grams, tokenize={tokenize}, sha={table['sha']}")
+    typer.echo(
+        f"{output}: {table['n_refs']} references, {len(table['df'])} n-grams, tokenize={tokenize}, sha={table['sha']}"
+    )
