@@ -127,3 +127,18 @@ def test_edge_cases():
         Cider(sigma=0)
     with pytest.raises(ConfigError):
         Cider(df_corpus=[])
+
+
+def test_runner_workers_get_the_fitted_table(tmp_path, pairs):
+    """--workers: each worker rebuilds the metric from the main process's first-pass table."""
+    from radeval.runner import score_file
+
+    sub = pairs[:90]
+    src = tmp_path / "in.jsonl"
+    src.write_text(
+        "".join(json.dumps({"id": f"r{i:03d}", "prediction": h, "reference": r}) + "\n" for i, (h, r) in enumerate(sub))
+    )
+    score_file(src, "cider", tmp_path / "one", bootstrap=20, chunk_size=16)
+    score_file(src, "cider", tmp_path / "two", bootstrap=20, chunk_size=16, workers=2)
+    for name in ("per_sample.jsonl", "summary.json"):
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes()

@@ -189,6 +189,8 @@ class Cider(MeanMetric):
             self._fixed = True
 
     def _load_corpus(self, corpus) -> DocumentFrequency:
+        if isinstance(corpus, dict):  # a DF table object (what worker_options hands to workers)
+            return DocumentFrequency.from_json(corpus, "df_corpus", self.tokenize)
         if isinstance(corpus, (str, os.PathLike)):
             p = Path(corpus)
             if p.suffix == ".json":
@@ -228,6 +230,14 @@ class Cider(MeanMetric):
             return
         self._df = DocumentFrequency.from_normalised(normalize(list(refs), self.tokenize), "test-refs")
         self._ref_vec.clear()
+
+    def worker_options(self) -> dict[str, Any]:
+        """Options that rebuild this metric with its fitted table in another process
+        (``radeval score --workers N``): the table itself, so workers score with the DF of the
+        main process's first pass."""
+        if self._df is None:
+            return {}
+        return {"df_corpus": self._df.to_json(self.tokenize)}
 
     @property
     def document_frequency(self) -> DocumentFrequency | None:
