@@ -66,6 +66,7 @@ def _mount_optional() -> None:
         ("radeval.commands.bench", "bench_app", "group", "bench"),
         ("radeval.commands.bench_human", "human", "bench", "human"),
         ("radeval.commands.data", "data_app", "group", "data"),
+        ("radeval.commands.cider_df", "cider_df", "command", "cider-df"),
     ):
         try:
             mod = importlib.import_module(module)

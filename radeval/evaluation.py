@@ -31,7 +31,7 @@ from radeval import __version__
 from radeval.data import Record, Records, records_from_lists
 from radeval.errors import ConfigError, InputError
 from radeval.metric import Metric, exact_column_sums
-from radeval.registry import get_metric, resolve
+from radeval.registry import get_metric, preset_options, resolve
 from radeval.stats import DEFAULT_BOOTSTRAP, DEFAULT_TRIALS, PairedResult, bootstrap_ci, paired_tests
 
 # records are scored in chunks so long runs can show progress and memory stays bounded
@@ -204,10 +204,13 @@ def build_metrics(
         metrics = [metrics]
     out: list[Metric] = []
     names: list[str] = []
+    implied: dict[str, dict[str, Any]] = {}
     for m in metrics:
         if isinstance(m, Metric):
             out.append(m)
             continue
+        for metric, opts in preset_options(m).items():
+            implied.setdefault(metric, {}).update(opts)
         for name in resolve(m):
             if name not in names:
                 names.append(name)
@@ -215,7 +218,7 @@ def build_metrics(
     if unknown:
         raise ConfigError(f"options given for metric(s) not selected: {', '.join(sorted(unknown))}")
     for name in names:
-        out.append(get_metric(name, **options.get(name, {})))
+        out.append(get_metric(name, **{**implied.get(name, {}), **options.get(name, {})}))
     seen: dict[str, str] = {}
     for m in out:
         for k in m.keys:
@@ -265,14 +268,20 @@ def evaluate(
     n = len(records)
     check_images(metric_objs, imgs, ids_list)
     fit_corpus_settings(metric_objs, refs)
-    for metric in metric_objs:
-        chunks = []
-        for start in range(0, n, CHUNK_SIZE):
-            end = min(n, start + CHUNK_SIZE)
-            chunks.append(np.asarray(metric.stats(hyps[start:end], refs[start:end], imgs[start:end]), dtype=np.float64))
+    # chunk by chunk, every metric on a chunk before the next: metrics that read the same
+    # encoder (CheXbert for CheXbert F1, SembScore and RadCliQ) find a chunk's features still
+    # in its bounded recent-texts cache, so each text is encoded once
+    chunks: dict[str, list[np.ndarray]] = {m.name: [] for m in metric_objs}
+    for start in range(0, n, CHUNK_SIZE):
+        end = min(n, start + CHUNK_SIZE)
+        for metric in metric_objs:
+            rows = metric.stats(hyps[start:end], refs[start:end], imgs[start:end])
+            chunks[metric.name].append(np.asarray(rows, dtype=np.float64))
             if progress:
                 progress(metric.name, end, n)
-        stats = np.concatenate(chunks) if chunks else np.zeros((0, len(metric.stat_names)))
+    for metric in metric_objs:
+        parts = chunks.pop(metric.name)
+        stats = np.concatenate(parts) if parts else np.zeros((0, len(metric.stat_names)))
         sample = {k: np.asarray(v, dtype=np.float64) for k, v in metric.sample_values(stats).items()}
         runs[metric.name] = MetricRun(metric, stats, sample)
     skipped = list(records.skipped) if isinstance(records, Records) else []

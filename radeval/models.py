@@ -114,7 +114,7 @@ for _spec in (
         size="~0.4-1.3 GB (BERT-base + heads; not measured here)",
         licence=_RRG_LICENCE,
         description="CheXbert labeler checkpoint (BERT-base + 14 heads), as f1chexbert uses it",
-        used_by=("chexbert",),
+        used_by=("chexbert", "semb", "radcliq", "radcliq_v0"),
     ),
     ModelSpec(
         name="bert-base-uncased",
@@ -125,7 +125,7 @@ for _spec in (
         size="~0.7 MB (tokenizer + config only; weights not needed)",
         licence="apache-2.0",
         description="bert-base-uncased tokenizer and config for the CheXbert labeler",
-        used_by=("chexbert",),
+        used_by=("chexbert", "semb", "radcliq", "radcliq_v0"),
     ),
     ModelSpec(
         name="distilbert-base-uncased",
@@ -163,7 +163,7 @@ for _spec in (
         size="unknown (archive)",
         licence=_RRG_LICENCE,
         description="RadGraph (v1) model archive, as the radgraph package fetches it",
-        used_by=("radgraph",),
+        used_by=("radgraph", "radcliq", "radcliq_v0", "radcliq_features"),
     ),
     ModelSpec(
         name="radgraph-xl",

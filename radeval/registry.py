@@ -44,7 +44,30 @@ PRESETS: dict[str, tuple[str, ...]] = {
     # the metrics the CRIMSON paper scores on RadPref/RadJudge (its evaluate_radpref.py: RadEval's
     # BLEU, ROUGE-L, BERTScore, RadGraph, CheXbert, RaTEScore, GREEN, and CRIMSON itself)
     "crimson_paper": ("bleu", "rouge_l", "bertscore", "radgraph", "chexbert", "ratescore", "green", "crimson"),
+    # ReXrank leaderboard columns (rajpurkarlab/ReXrank-metric): BLEU-2, BERTScore, RadGraph
+    # (CXR-Report-Metric's), SembScore, RadCliQ-v1 (ReXrank prints 1/RadCliQ-v1) and -v0,
+    # RaTEScore, GREEN
+    "rexrank": ("radcliq_features", "semb", "radcliq", "radcliq_v0", "ratescore", "green"),
+    # the R2Gen lineage's NLG columns
+    "r2gen": ("bleu", "meteor", "rouge_l", "cider"),
 }
+
+#: Options a preset implies (the user's own options win): ReXrank runs CXR-Report-Metric with
+#: IDF off, so its RadCliQ-v1 uses plain BERTScore.
+PRESET_OPTIONS: dict[str, dict[str, dict[str, Any]]] = {
+    "rexrank": {"radcliq": {"idf": False}},
+}
+
+
+def preset_options(names: str | list[str] | tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    """Default options implied by the presets named in ``names`` (a comma list or a list)."""
+    if isinstance(names, str):
+        names = [n.strip() for n in names.split(",") if n.strip()]
+    out: dict[str, dict[str, Any]] = {}
+    for n in names:
+        for metric, opts in PRESET_OPTIONS.get(n, {}).items():
+            out.setdefault(metric, {}).update(opts)
+    return out
 
 
 def register(spec: MetricSpec, *, replace: bool = False) -> None:
@@ -187,6 +210,19 @@ _builtin(
     options={"tokenize": "r2gen-mimic (default) | r2gen-iu | whitespace | ptb"},
 )
 _builtin(
+    "cider",
+    "radeval.metrics.cider:Cider",
+    ("cider",),
+    "CIDEr-D as pycocoevalcap Cider (n 1-4, sigma 6, x10, clipped tf-idf; DF from the evaluated references "
+    "in a first pass, or a fixed df_corpus)",
+    options={
+        "tokenize": "r2gen-mimic (default) | r2gen-iu | whitespace | ptb",
+        "df_corpus": "DF table from `radeval cider-df` (.json), a reference file (.txt/.jsonl) or texts; "
+        "default: the evaluated references (rewards: set it)",
+        "sigma": "length-penalty width, default 6.0 (pycocoevalcap)",
+    },
+)
+_builtin(
     "rouge_l_stemmed",
     "radeval.metrics.nlg:RougeLStemmed",
     ("rouge_l_stemmed",),
@@ -281,6 +317,35 @@ _builtin(
         "idf": "use BERTScore IDF (default yes, the paper's setting)",
         "idf_corpus": "texts or a file to freeze the IDF on (rewards); default: the evaluated references",
     },
+)
+_builtin(
+    "radcliq_v0",
+    "radeval.metrics.radcliq:RadCliQV0",
+    ("radcliq_v0",),
+    "RadCliQ-v0 (CXR-Report-Metric's first composite: same 4 features as v1, its StandardScaler + "
+    "LinearRegression); LOWER is better; idf off by default (CXR-Report-Metric's USE_IDF)",
+    extra="clinical",
+    offline=False,
+    options={"radgraph_model": "radgraph (default)", "idf": "default no", "idf_corpus": "as radcliq"},
+)
+_builtin(
+    "radcliq_features",
+    "radeval.metrics.radcliq:RadCliQFeatures",
+    ("radgraph_combined", "bertscore_cxr", "bleu2_cxr"),
+    "CXR-Report-Metric/ReXrank columns: RadGraph (entity+relation F1)/2, BERTScore distilroberta L5 "
+    "rescaled (idf off), fast_bleu BLEU-2",
+    extra="clinical",
+    offline=False,
+    options={"radgraph_model": "radgraph (default)", "idf": "default no"},
+)
+_builtin(
+    "semb",
+    "radeval.metrics.semb:SembScore",
+    ("semb_score",),
+    "SembScore: cosine of CheXbert final [CLS] embeddings (CXR-Report-Metric / ReXrank semb_score)",
+    extra="clinical",
+    offline=False,
+    options={"model_path": "chexbert.pth", "device": "cpu/cuda"},
 )
 _builtin(
     "green",

@@ -200,7 +200,8 @@ def score_file(
     metric_objs = build_metrics(metrics, options)
     names = [m.name for m in metric_objs]
     if workers > 1:
-        fitted = [m.name for m in metric_objs if hasattr(m, "fit_references")]
+        # a fitted setting can go to the workers only if the metric can hand it over as options
+        fitted = [m.name for m in metric_objs if hasattr(m, "fit_references") and not hasattr(m, "worker_options")]
         if fitted:
             raise InputError(
                 f"--workers is for CPU metrics; {', '.join(fitted)} fit corpus-level settings in the main process "
@@ -269,6 +270,10 @@ def score_file(
         records = (r for i, r in enumerate(records) if i % world == rank)
     for _ in range(done):  # skip what a killed run already committed
         next(records)
+    if workers > 1:  # workers rebuild the metrics: give them the settings fitted in the first pass
+        for m in metric_objs:
+            if hasattr(m, "worker_options"):
+                options[m.name] = {**options.get(m.name, {}), **m.worker_options()}
     executor = ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(names, options)) if workers > 1 else None
     try:
         chunks = _chunks(records, chunk_size)

@@ -206,3 +206,39 @@ def test_fast_enough_for_a_reward(labeler):
     labeler.label(texts, cache=False)
     dt = time.perf_counter() - t0
     assert dt < 10.0  # measured ~0.1 s; a loose bound for a loaded CI machine
+
+
+# ------------------------------------------------------------------ de-identification placeholders
+PLACEHOLDER_CASES = [
+    # (sentence, observation, expected label); IU X-ray redacts words as "XXXX", MIMIC as "___"
+    ("There are no XXXX of a pleural effusion.", "Pleural Effusion", 0.0),
+    ("No XXXX of pleural effusions.", "Pleural Effusion", 0.0),
+    ("No XXXX of pneumothorax or pleural effusion.", "Pneumothorax", 0.0),
+    ("No XXXX of pneumothorax or pleural effusion.", "Pleural Effusion", 0.0),
+    ("No XXXX XXXX of pneumothorax.", "Pneumothorax", 0.0),
+    ("There is no XXXX pneumothorax.", "Pneumothorax", 0.0),
+    ("No ___ of pneumothorax.", "Pneumothorax", 0.0),
+    ("No pneumothorax, ___ effusion.", "Pleural Effusion", 0.0),
+    ("Possible XXXX of pneumonia.", "Pneumonia", -1.0),
+    ("XXXX pleural effusion may be present.", "Pleural Effusion", -1.0),
+    # a placeholder does not invent a negation, and "of" after an ordinary noun still ends a scope
+    ("There is XXXX opacity in the right lower lobe.", "Lung Opacity", 1.0),
+    ("No change of the XXXX pleural effusion.", "Pleural Effusion", 1.0),
+]
+
+
+@pytest.mark.parametrize(("sentence", "observation", "expected"), PLACEHOLDER_CASES)
+def test_scopes_pass_over_deidentification_placeholders(sentence, observation, expected):
+    from radeval.labels import OBSERVATION_INDEX
+    from radeval.metrics.chexpert_rules import RuleLabeler
+
+    row = RuleLabeler().label([sentence])[0]
+    assert row[OBSERVATION_INDEX[observation]] == expected
+
+
+def test_placeholder_negation_gives_no_finding():
+    from radeval.labels import OBSERVATION_INDEX
+    from radeval.metrics.chexpert_rules import RuleLabeler
+
+    row = RuleLabeler().label(["The heart is normal in size. There are no XXXX of a pleural effusion or pneumothorax."])[0]
+    assert row[OBSERVATION_INDEX["No Finding"]] == 1.0

@@ -57,7 +57,13 @@ def _bytes_to_unicode() -> dict[int, str]:
 @pytest.fixture(scope="module")
 def tiny_roberta(tmp_path_factory) -> Path:
     """A 6-layer, 16-wide RoBERTa with a byte-level BPE tokenizer, random weights (seed 0)."""
-    d = tmp_path_factory.mktemp("distilroberta")
+    return build_tiny_roberta(tmp_path_factory.mktemp("distilroberta"))
+
+
+def build_tiny_roberta(d: Path) -> Path:
+    """Write the tiny distilroberta stand-in into ``d`` (also used by benchmarks/rexrank_synthetic.py)."""
+    d = Path(d)
+    d.mkdir(parents=True, exist_ok=True)
     vocab = {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3}
     for ch in _bytes_to_unicode().values():
         vocab.setdefault(ch, len(vocab))
@@ -131,9 +137,13 @@ def _metric(tiny_roberta, rg_archive, **kw):
 # ----- constants and formula ----------------------------------------------------------------
 def test_published_constants():
     assert rq.COLS == ("radgraph_combined", "bertscore", "semb_score", "bleu_score")
-    assert rq.SCALER_MEAN == (0.53792312, 0.61757256, 0.76479421, 0.44738335)
-    assert rq.SCALER_SCALE == (0.30282584, 0.22430938, 0.25394391, 0.29892717)
-    assert rq.COEFS == (-3.77083683e-01, -3.70300100e-01, -2.52616218e-01, 4.31504841e-12, 2.46655256e-10)
+    # full precision from CXR-Report-Metric's radcliq-v1.pkl; RadEval's 8-digit transcription agrees
+    np.testing.assert_allclose(rq.SCALER_MEAN, (0.53792312, 0.61757256, 0.76479421, 0.44738335), rtol=0, atol=5e-9)
+    np.testing.assert_allclose(rq.SCALER_SCALE, (0.30282584, 0.22430938, 0.25394391, 0.29892717), rtol=0, atol=5e-9)
+    np.testing.assert_allclose(
+        rq.COEFS, (-3.77083683e-01, -3.70300100e-01, -2.52616218e-01, 4.31504841e-12, 2.46655256e-10), rtol=5e-9, atol=0
+    )
+    assert rq.SCALER_MEAN[0] == 0.5379231241355762 and rq.COEFS[0] == -0.37708368261038905
 
 
 def test_combine_is_the_scaled_linear_model():

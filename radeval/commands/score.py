@@ -22,7 +22,7 @@ def parse_options(pairs: list[str] | None, tokenize: str | None, metric_names: l
 
         check_mode(tokenize)
         for name in metric_names:
-            if name in ("bleu", "rouge_l", "meteor"):
+            if name in ("bleu", "rouge_l", "meteor", "cider"):
                 options.setdefault(name, {})["tokenize"] = tokenize
     for pair in pairs or []:
         key, sep, raw = pair.partition("=")
@@ -113,7 +113,7 @@ IdOpt = Annotated[str, typer.Option("--id-field", help="Field holding the record
 PredOpt = Annotated[str, typer.Option("--prediction-field", help="Field holding the generated report")]
 RefOpt = Annotated[str, typer.Option("--reference-field", help="Field holding the reference report")]
 ImgOpt = Annotated[str, typer.Option("--image-field", help="Field holding the image path")]
-TokOpt = Annotated[str | None, typer.Option("--tokenize", help="Text normalisation for bleu/rouge_l/meteor: r2gen-mimic (default), r2gen-iu, whitespace, ptb")]
+TokOpt = Annotated[str | None, typer.Option("--tokenize", help="Text normalisation for bleu/rouge_l/meteor/cider: r2gen-mimic (default), r2gen-iu, whitespace, ptb")]
 OptOpt = Annotated[list[str] | None, typer.Option("--option", "-O", help=OPTION_HELP)]
 BootOpt = Annotated[int, typer.Option("--bootstrap", help="Bootstrap resamples for the 95% CIs (0 disables)")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the bootstrap")]
@@ -151,10 +151,12 @@ def score(
     """
     from radeval.data import FieldMap
     from radeval.evaluation import evaluate
-    from radeval.registry import resolve
+    from radeval.registry import preset_options, resolve
 
     names = resolve(metrics)
     options = parse_options(option, tokenize, names)
+    for m, implied in preset_options(metrics).items():  # e.g. rexrank: RadCliQ without IDF
+        options[m] = {**implied, **options.get(m, {})}
     if green_endpoint:
         if "green" not in names:
             raise ConfigError("--green-endpoint is for metric green; add it to --metrics")
@@ -215,10 +217,12 @@ def compare(
     from radeval.data import FieldMap
     from radeval.evaluation import compare as compare_results
     from radeval.evaluation import evaluate
-    from radeval.registry import resolve
+    from radeval.registry import preset_options, resolve
 
     names = resolve(metrics)
     options = parse_options(option, tokenize, names)
+    for m, implied in preset_options(metrics).items():  # e.g. rexrank: RadCliQ without IDF
+        options[m] = {**implied, **options.get(m, {})}
     fields = FieldMap(id_field, prediction_field, reference_field)
     results = []
     for f in (file_a, file_b):

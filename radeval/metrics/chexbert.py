@@ -31,6 +31,7 @@ import json
 import math
 import os
 import re
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,10 @@ MIN_FILL = 0.75  # a report joins a batch only if at least this fraction of the 
 PAD_SLACK = 32  # ... or at most this many tokens shorter (tiny batches of short reports cost more)
 TOKENS_PER_REPORT = 128  # padded tokens per batch <= batch_size x this (memory bound)
 DEFAULT_MAX_CACHE = 200_000  # cached texts; about 40 MB of labels + keys at most
+#: texts whose labels *and* [CLS] state are kept from the last forward passes, whatever the
+#: ``cache`` flag: CheXbert F1, SembScore and RadCliQ read the same texts of a chunk one
+#: after the other, and must not run them again (about 50 MB at hidden size 768)
+RECENT_SIZE = 16_384
 
 _WS = re.compile(r"\s+")
 _DP_PREFIX = "module."  # nn.DataParallel, which CheXbert was trained under
@@ -274,9 +279,10 @@ class CheXbertLabeler:
         self._values = [np.array(NO_FINDING_VALUES if n == 2 else FOUR_WAY_VALUES) for n in self._head_sizes]
         self._column = np.array([CHEXPERT_OBSERVATIONS.index(c) for c in CHEXBERT_CONDITIONS])
         self._cache: dict[str, np.ndarray] = {}
+        self._recent: OrderedDict[str, tuple[np.ndarray, np.ndarray]] = OrderedDict()
         self._sha256: str | None = None
         self._vocab_sha256: str | None = None
-        self.n_forward = 0  # reports actually run through the model (cache misses), for tests/benchmarks
+        self.n_forward = 0  # reports actually run through the encoder (cache misses), for tests/benchmarks
 
     # ----- public ------------------------------------------------------------------------------
     def settings(self) -> dict[str, Any]:
@@ -309,10 +315,17 @@ class CheXbertLabeler:
             cleaned.append(clean_report(t))
         keys = [text_key(c) for c in cleaned]
         todo: dict[str, str] = {}
+        fresh: dict[str, np.ndarray] = {}
         for k, c in zip(keys, cleaned):
-            if k not in self._cache and k not in todo:
+            if k in self._cache or k in todo or k in fresh:
+                continue
+            hit = self._recent.get(k)
+            if hit is None:
                 todo[k] = c
-        fresh = dict(zip(todo, self._label_uncached(list(todo.values())))) if todo else {}
+            else:
+                fresh[k] = hit[0]
+        if todo:
+            fresh.update({k: f[0] for k, f in self._run(todo).items()})
         out = np.empty((len(cleaned), len(CHEXPERT_OBSERVATIONS)), dtype=np.float64)
         for i, k in enumerate(keys):
             row = fresh.get(k)
@@ -325,31 +338,32 @@ class CheXbertLabeler:
 
     def clear_cache(self) -> None:
         self._cache.clear()
+        self._recent.clear()
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """Final-layer [CLS] states, (n, hidden) float32: the "CheXbert embedding" of RadCliQ's
-        semantic-embedding term (CXR-Report-Metric's ``bert_encoder(logits=False)``), with the
-        labeler's text cleaning. Distinct texts run once; batches as in :meth:`label`."""
-        torch = _require_torch()
+        """Final-layer [CLS] states, (n, hidden) float32: the "CheXbert embedding" of SembScore
+        and RadCliQ (CXR-Report-Metric's ``bert_encoder(logits=False)``), with the labeler's
+        text cleaning. Distinct texts run once; a text labelled in the last forward passes
+        is not run again (its state was kept with its labels)."""
         cleaned = [clean_report(t) for t in texts]
-        uniq = list(dict.fromkeys(cleaned))
-        ids = self._encode(uniq)
+        keys = [text_key(c) for c in cleaned]
+        todo: dict[str, str] = {}
+        got: dict[str, np.ndarray] = {}
+        for k, c in zip(keys, cleaned):
+            if k in got or k in todo:
+                continue
+            hit = self._recent.get(k)
+            if hit is None:
+                todo[k] = c
+            else:
+                self._recent.move_to_end(k)
+                got[k] = hit[1]
+        if todo:
+            got.update({k: f[1] for k, f in self._run(todo).items()})
         hidden = self._head_w.shape[1]
-        out = np.zeros((len(uniq), hidden), dtype=np.float32)
-        order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
-        with torch.inference_mode():
-            for idx in self._batches(order, [len(x) for x in ids]):
-                batch = [ids[i] for i in idx]
-                width = max(len(b) for b in batch)
-                input_ids = torch.full((len(batch), width), self._pad, dtype=torch.long)
-                mask = torch.zeros((len(batch), width), dtype=torch.long)
-                for r, seq in enumerate(batch):
-                    input_ids[r, : len(seq)] = torch.tensor(seq, dtype=torch.long)
-                    mask[r, : len(seq)] = 1
-                cls = self._cls_states(input_ids.to(self.device), mask.to(self.device))
-                out[idx] = cls.float().cpu().numpy()
-        where = {t: i for i, t in enumerate(uniq)}
-        return out[[where[t] for t in cleaned]] if cleaned else out
+        if not keys:
+            return np.zeros((0, hidden), dtype=np.float32)
+        return np.stack([got[k] for k in keys]).astype(np.float32, copy=False)
 
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids exactly as f1chexbert builds them (texts are cleaned here)."""
@@ -367,21 +381,32 @@ class CheXbertLabeler:
         )["input_ids"]
         return [[self._cls, *ids[:body], self._sep] for ids in enc]
 
-    def _label_uncached(self, cleaned: list[str]) -> list[np.ndarray]:
+    def _run(self, todo: dict[str, str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Encode texts (key -> cleaned text) once; labels and [CLS] states join the recent cache."""
+        rows, states = self._forward(list(todo.values()))
+        fresh = {k: (rows[i], states[i]) for i, k in enumerate(todo)}
+        self._recent.update(fresh)
+        while len(self._recent) > RECENT_SIZE:
+            self._recent.popitem(last=False)
+        return fresh
+
+    def _forward(self, cleaned: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(labels (n, 14) in CHEXPERT_OBSERVATIONS order, [CLS] states (n, hidden) float32)."""
         torch = _require_torch()
         ids = self._encode(cleaned)
         classes = np.empty((len(ids), len(self._head_sizes)), dtype=np.int64)
+        states = np.zeros((len(ids), self._head_w.shape[1]), dtype=np.float32)
         # longest first: batches hold similar lengths (little padding), and the widest batch
         # comes first so a memory problem shows at once
         order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
         with torch.inference_mode():
             for idx in self._batches(order, [len(x) for x in ids]):
-                classes[idx] = self._classes([ids[i] for i in idx])
+                classes[idx], states[idx] = self._classes([ids[i] for i in idx])
         self.n_forward += len(ids)
         rows = np.full((len(ids), len(CHEXPERT_OBSERVATIONS)), np.nan)
         for h, values in enumerate(self._values):
             rows[:, self._column[h]] = values[classes[:, h]]
-        return list(rows)
+        return rows, states
 
     def _batches(self, order: list[int], lengths: list[int]) -> list[list[int]]:
         """Cut the longest-first ``order`` into batches of at most ``batch_size`` reports.
@@ -408,7 +433,8 @@ class CheXbertLabeler:
             out.append(cur)
         return out
 
-    def _classes(self, batch: list[list[int]]) -> np.ndarray:
+    def _classes(self, batch: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+        """Class index per head and the [CLS] state of each report of one batch."""
         torch = _require_torch()
         width = max(len(s) for s in batch)
         input_ids = torch.full((len(batch), width), self._pad, dtype=torch.long)
@@ -419,7 +445,8 @@ class CheXbertLabeler:
         cls = self._cls_states(input_ids.to(self.device), mask.to(self.device))
         logits = torch.addmm(self._head_b, cls, self._head_w.t())
         # argmax per head; torch.argmax takes the first maximum, like f1chexbert's per-head argmax
-        return torch.stack([part.argmax(dim=1) for part in logits.split(self._head_sizes, dim=1)], 1).cpu().numpy()
+        classes = torch.stack([part.argmax(dim=1) for part in logits.split(self._head_sizes, dim=1)], 1)
+        return classes.cpu().numpy(), cls.float().cpu().numpy()
 
     def _cls_states(self, input_ids, mask):
         """Final hidden state of [CLS], (batch, hidden): BERT's encoder, post-LayerNorm blocks.

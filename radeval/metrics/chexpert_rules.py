@@ -57,7 +57,7 @@ from radeval.labels import CHEXPERT_OBSERVATIONS, OBSERVATION_INDEX
 DATA_DIR = Path(__file__).resolve().parent.parent / "resources" / "chexpert"
 #: the CheXpert labeler commit the phrase lists come from
 PHRASES_SOURCE = "stanfordmlgroup/chexpert-labeler@44ddeb3"
-RULES_VERSION = "1"
+RULES_VERSION = "2"  # 2: scopes pass over de-identification placeholders
 
 NO_FINDING = "No Finding"
 SUPPORT_DEVICES = "Support Devices"
@@ -147,7 +147,21 @@ def _find_all(text: str, phrase: str) -> list[tuple[int, int]]:
 # ---------------------------------------------------------------------------------------------
 # 3. cues and scopes
 # ---------------------------------------------------------------------------------------------
-_TOKEN = re.compile(r"[a-z0-9]+|\S")
+# a run of underscores is one token: MIMIC-CXR's de-identification mark "___"
+_TOKEN = re.compile(r"[a-z0-9]+|_+|\S")
+#: de-identification placeholders: IU X-ray's "XXXX" (lower-cased by cleaning), MIMIC's "___".
+#: They stand for a redacted word, most often the noun of "no XXXX of effusion" (= "no
+#: evidence of"), so scopes pass over them (see _Sentence.np_forward).
+_PLACEHOLDER = re.compile(r"x{3,}|_{2,}")
+
+
+def is_placeholder(word: str) -> bool:
+    return _PLACEHOLDER.fullmatch(word) is not None
+
+
+def _np_word(w: str) -> bool:
+    """A word that can sit inside a noun phrase (placeholders included)."""
+    return w[0].isalnum() or w in "-'" or w[0] == "_"
 
 COORD = frozenset({",", "and", "or", "nor"})
 # clause boundaries: nothing scopes across them
@@ -233,7 +247,7 @@ class _Sentence:
         w = self.words[i]
         if w in HARD or w in VERB or w in PREP or w in COORD:
             return False
-        return w[0].isalnum() or w in "-'"
+        return _np_word(w)
 
     # -- scopes ------------------------------------------------------------------------------
     def np_forward(self, i: int, allow_of: bool = False) -> set[int]:
@@ -262,10 +276,17 @@ class _Sentence:
                 cur.append(j)
                 j += 1
                 continue
+            if w in PREP and w in ("of", "for") and j > i and is_placeholder(words[j - 1]):
+                # "no XXXX of effusion": the redacted word is the head noun ("evidence",
+                # "signs"), so the scope goes on into its "of"/"for" phrase as the parser's
+                # "no evidence of" pattern does
+                cur.append(j)
+                j += 1
+                continue
             if w in HARD or w in VERB or (w in PREP and not (allow_of and w in ("of", "in"))):
                 stopped_by_verb = w in VERB
                 break
-            if not (w[0].isalnum() or w in "-'"):
+            if not _np_word(w):
                 break
             cur.append(j)
             j += 1
@@ -319,7 +340,7 @@ class _Sentence:
             if w in HARD or w in VERB or (w in PREP and w != "of"):
                 stopped = True
                 break
-            if not (w[0].isalnum() or w in "-'"):
+            if not _np_word(w):
                 break
             cur.append(j)
             j -= 1

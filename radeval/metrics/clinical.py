@@ -336,9 +336,10 @@ class CheXbertF1(_ClinicalF1):
         self.batch_size = batch_size
 
     def _build_labeler(self) -> Any:
-        from radeval.metrics.chexbert import CheXbertLabeler
+        # shared with SembScore and RadCliQ: one forward pass per text for all of them
+        from radeval.metrics.shared import chexbert_labeler
 
-        return CheXbertLabeler(
+        return chexbert_labeler(
             model_path=self.model_path,
             tokenizer_path=self.tokenizer_path,
             device=self.device,

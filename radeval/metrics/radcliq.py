@@ -43,7 +43,7 @@ import json
 import math
 import os
 import re
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -55,15 +55,30 @@ from radeval.errors import ConfigError, DependencyError, InputError
 from radeval.metric import MeanMetric
 
 # ----- published constants ------------------------------------------------------------------
-#: StandardScaler of RadCliQ-v1 (features in COLS order): transcribed from CXR-Report-Metric's
-#: ``CXRMetric/radcliq-v1.pkl`` by RadEval (jbdel/RadEval, radcliq ``CompositeMetric``: mean_,
-#: scale_, n_samples_seen_ = 160). Not re-derived from the pickle here (it is binary and we
-#: do not unpickle it).
+#: StandardScaler of RadCliQ-v1 (features in COLS order) and the linear coefficients (in COLS
+#: order, then the intercept): CXR-Report-Metric's ``CXRMetric/radcliq-v1.pkl`` (scaler with
+#: n_samples_seen_ = 160, ``coefs``), read from the pickle's opcodes with ``pickletools`` (never
+#: unpickled), full float64 precision. (impl v1 used RadEval's 8-digit transcription, which
+#: moved RadCliQ-v1 by up to 3.6e-8.)
 COLS = ("radgraph_combined", "bertscore", "semb_score", "bleu_score")
-SCALER_MEAN = (0.53792312, 0.61757256, 0.76479421, 0.44738335)
-SCALER_SCALE = (0.30282584, 0.22430938, 0.25394391, 0.29892717)
-#: Linear coefficients (same source), in COLS order, then the intercept.
-COEFS = (-3.77083683e-01, -3.70300100e-01, -2.52616218e-01, 4.31504841e-12, 2.46655256e-10)
+SCALER_MEAN = (0.5379231241355762, 0.6175725628125001, 0.7647942121140658, 0.44738335396242174)
+SCALER_SCALE = (0.3028258411486429, 0.22430938459304575, 0.2539439110169773, 0.2989271671041838)
+COEFS = (
+    -0.37708368261038905,
+    -0.37030009974480316,
+    -0.25261621789593225,
+    4.315048405024756e-12,
+    2.466552561323256e-10,
+)
+
+#: RadCliQ-v0 (Yu et al. 2023's first composite; CXR-Report-Metric ``CXRMetric/normalizer.pkl``
+#: + ``composite_metric_model.pkl``): a StandardScaler (n_samples_seen_ = 200) and an sklearn
+#: LinearRegression on the same four features in COLS order. Read from those pickles'
+#: opcodes with ``pickletools`` (never unpickled), full float64 precision.
+V0_SCALER_MEAN = (0.5398376019082272, 0.6312549595000001, 0.7716797866672277, 0.4607372064809605)
+V0_SCALER_SCALE = (0.3018344440559102, 0.22466950746141123, 0.24750333805236252, 0.30336670936092264)
+V0_COEFS = (-0.4796252644863446, -0.6762170542369337, -0.46366575161751994, 0.2165861905287535)
+V0_INTERCEPT = 1.641666666666666
 
 _SPACES = re.compile(r" +")
 
@@ -76,7 +91,7 @@ DISTILROBERTA = models.ModelSpec(
     size="~330 MB (not measured here)",
     licence="apache-2.0",
     description="DistilRoBERTa for RadCliQ-v1's BERTScore (layer 5, IDF, baseline-rescaled)",
-    used_by=("radcliq",),
+    used_by=("radcliq", "radcliq_v0", "radcliq_features"),
 )
 if DISTILROBERTA.name not in models.MODELS:  # until radeval.models lists it
     models.register_model(DISTILROBERTA)
@@ -141,6 +156,15 @@ def _emb(feat):
     return feat[0] if isinstance(feat, tuple) else feat
 
 
+def _corpus_key(corpus: Any) -> str | None:
+    """What identifies an IDF corpus option (for sharing the engine that holds its IDF)."""
+    if corpus is None:
+        return None
+    if isinstance(corpus, (str, os.PathLike)):
+        return "path:" + os.path.abspath(os.fspath(corpus))
+    return "texts:" + hashlib.sha256("\n\x00".join(map(str, corpus)).encode("utf-8", "surrogatepass")).hexdigest()
+
+
 class _IdfBertScore:
     """BERTScore F1 with IDF weights from a frozen corpus, on radeval's BERTScore engine."""
 
@@ -158,11 +182,18 @@ class _IdfBertScore:
         self.engine = _Engine(device=device, batch_size=batch_size, model_path=model_path)
         self.idf: dict[int, float] | None = None
         self.idf_id = "unfitted"
+        # (hyp, ref, idf) -> F1 of pairs scored lately: RadCliQ-v0 and -v1 share this engine
+        # and score the same pairs one after the other
+        self._memo: OrderedDict[tuple, float] = OrderedDict()
+        self.n_forward = 0  # texts run through the model, for tests
 
     def fit(self, texts: Sequence[str], label: str) -> None:
         """bert-score's get_idf_dict on ``texts`` (spaces collapsed), [CLS]/[SEP]-like ids at 0."""
         self.engine._load()
         texts = [_SPACES.sub(" ", t) for t in texts]
+        h = hashlib.sha256("\n\x00".join(texts).encode("utf-8", "surrogatepass")).hexdigest()[:12]
+        if self.idf is not None and self.idf_id == f"{label}(n={len(texts)},sha={h})":
+            return  # a second metric on this shared engine fitting the same corpus
         df: Counter = Counter()
         for t in texts:
             ids = self._ids(t)
@@ -174,8 +205,8 @@ class _IdfBertScore:
         idf[tok.sep_token_id] = 0.0
         idf[tok.cls_token_id] = 0.0
         self.idf = idf
-        h = hashlib.sha256("\n\x00".join(texts).encode("utf-8", "surrogatepass")).hexdigest()[:12]
         self.idf_id = f"{label}(n={m},sha={h})"
+        self._memo.clear()
 
     def _ids(self, text: str) -> list[int]:
         from bert_score.utils import sent_encode
@@ -189,13 +220,22 @@ class _IdfBertScore:
         hyps = [_SPACES.sub(" ", h) for h in hyps]
         refs = [_SPACES.sub(" ", r) for r in refs]
         eng._load()
-        ref_emb = eng._ref_embeddings(refs)
-        hyp_todo = [h for h in dict.fromkeys(hyps) if h not in ref_emb]
+        tag = (use_idf, self.idf_id if use_idf else None)
+        memo: dict[tuple[str, str], float] = {}
+        for h, r in zip(hyps, refs):
+            v = self._memo.get((h, r, tag))
+            if v is not None:
+                memo[(h, r)] = v
+        need = [(h, r) for h, r in zip(hyps, refs) if (h, r) not in memo]
+        need_refs = [r for _, r in need]
+        self.n_forward += len([r for r in dict.fromkeys(need_refs) if r not in eng._cache])
+        ref_emb = eng._ref_embeddings(need_refs)
+        hyp_todo = [h for h in dict.fromkeys(h for h, _ in need) if h not in ref_emb]
+        self.n_forward += len(hyp_todo)
         hyp_emb = eng._embed(hyp_todo)
-        hyp_emb.update({h: ref_emb[h] for h in dict.fromkeys(hyps) if h in ref_emb})
+        hyp_emb.update({h: ref_emb[h] for h, _ in need if h in ref_emb})
         base = eng._baseline
         out = np.zeros(len(hyps), dtype=np.float64)
-        memo: dict[tuple[str, str], float] = {}
         tok = eng._tok
 
         def weights(text: str, n: int) -> torch.Tensor:
@@ -229,7 +269,10 @@ class _IdfBertScore:
                             raw = torch.zeros((), dtype=torch.float32)
                     f = (raw - base[2]) / (1 - base[2]) if base is not None else raw
                     memo[key] = float(f)
+                    self._memo[(h, r, tag)] = memo[key]
                 out[k] = memo[key]
+        while len(self._memo) > 65_536:
+            self._memo.popitem(last=False)
         return out
 
 
@@ -245,7 +288,7 @@ class RadCliQ(MeanMetric):
     name = "radcliq"
     keys = ("radcliq_v1",)
     directions = {"radcliq_v1": False}
-    impl_version = "1"
+    impl_version = "2"  # 2: full-precision constants from radcliq-v1.pkl
 
     def __init__(
         self,
@@ -261,22 +304,25 @@ class RadCliQ(MeanMetric):
         bertscore: Any = None,
         chexbert: Any = None,
     ) -> None:
-        self.use_idf = bool(idf)
-        if radgraph is None:
-            from radeval.metrics.radgraph import RadGraphExtractor
+        from radeval.metrics import shared
 
-            radgraph = RadGraphExtractor(radgraph_model, radgraph_path, device=device)
+        self.use_idf = bool(idf)
+        # encoders are shared per process (radeval.metrics.shared): RadCliQ-v0/-v1, SembScore,
+        # CheXbert F1 and RadGraph F1 then run each text through each model once
+        if radgraph is None:
+            radgraph = shared.radgraph_extractor(radgraph_model, radgraph_path, device=device)
         self.radgraph = radgraph
-        self.bertscore = bertscore if bertscore is not None else _IdfBertScore(bertscore_path, device)
+        if bertscore is None:
+            corpus_key = _corpus_key(idf_corpus) if self.use_idf else None
+            key = ("radcliq-bertscore", shared._path(bertscore_path), device, corpus_key)
+            bertscore = shared.shared(key, lambda: _IdfBertScore(bertscore_path, device))
+        self.bertscore = bertscore
         if chexbert is None:
             try:
-                from radeval.metrics.chexbert import CheXbertLabeler
+                import radeval.metrics.chexbert  # noqa: F401
             except ImportError as e:
                 raise DependencyError(f"radcliq needs the CheXbert labeler: {e}") from e
-            kwargs = {"device": device} if device else {}
-            if chexbert_path is not None:
-                kwargs["model_path"] = chexbert_path
-            chexbert = CheXbertLabeler(**kwargs)
+            chexbert = shared.chexbert_labeler(chexbert_path, device=device or "cpu")
         if not callable(getattr(chexbert, "embed", None)):
             raise DependencyError(
                 "radcliq needs CheXbertLabeler.embed(texts) -> (n, 768) [CLS] embeddings, "
@@ -339,12 +385,9 @@ class RadCliQ(MeanMetric):
         hyp_anns = self.radgraph(list(hyps))
         x[:, 0] = [0.5 * sum(entity_relation_f1(h, r)) for h, r in zip(hyp_anns, ref_anns)]
         x[:, 1] = self.bertscore.f1(hyps, refs, self.use_idf)
-        ge = np.asarray(self.chexbert.embed(list(refs)), dtype=np.float32)
-        pe = np.asarray(self.chexbert.embed(list(hyps)), dtype=np.float32)
-        dot = (ge * pe).sum(1)
-        norm = np.linalg.norm(ge, axis=1) * np.linalg.norm(pe, axis=1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            x[:, 2] = np.where(norm > 0, dot / norm, 0.0)
+        from radeval.metrics.semb import semb_cosine  # SembScore's own definition, one copy
+
+        x[:, 2] = semb_cosine(self.chexbert.embed(list(refs)), self.chexbert.embed(list(hyps)))
         x[:, 3] = [bleu2(cxr_words(r), cxr_words(h)) for h, r in zip(hyps, refs)]
         return x
 
@@ -359,4 +402,92 @@ class RadCliQ(MeanMetric):
         return {"radcliq_v1": self.combine(self.features(hyps, refs))}
 
 
-__all__ = ["COEFS", "COLS", "RadCliQ", "SCALER_MEAN", "SCALER_SCALE", "bleu2", "cxr_words"]
+class RadCliQV0(RadCliQ):
+    """RadCliQ-v0 (CXR-Report-Metric's first composite), per sample and corpus mean. LOWER IS BETTER.
+
+    Same four features as RadCliQ-v1 (shared: with ``radcliq`` also selected nothing is
+    computed twice), then ``LinearRegression.predict(StandardScaler.transform(x))`` with the
+    v0 constants. Default ``idf=False``: CXR-Report-Metric's ``config.USE_IDF`` default, and
+    ReXrank's setting.
+    """
+
+    name = "radcliq_v0"
+    keys = ("radcliq_v0",)
+    directions = {"radcliq_v0": False}
+    impl_version = "1"
+
+    def __init__(self, radgraph_model: str = "radgraph", *, idf: bool = False, **kw: Any) -> None:
+        super().__init__(radgraph_model, idf=idf, **kw)
+
+    def settings(self) -> dict[str, Any]:
+        out = super().settings()
+        out.update(version="v0", coefs="CXR-Report-Metric-radcliq-v0(normalizer+composite_metric_model)")
+        return out
+
+    @staticmethod
+    def combine(x: np.ndarray) -> np.ndarray:
+        """RadCliQ-v0 from (n, 4) features: StandardScaler, then sklearn's ``X @ coef_ + intercept_``."""
+        z = (np.asarray(x, dtype=np.float64) - np.array(V0_SCALER_MEAN)) / np.array(V0_SCALER_SCALE)
+        return z @ np.array(V0_COEFS) + V0_INTERCEPT
+
+    def values(self, hyps, refs, images=None) -> dict[str, np.ndarray]:
+        return {"radcliq_v0": self.combine(self.features(hyps, refs))}
+
+
+class RadCliQFeatures(RadCliQ):
+    """CXR-Report-Metric's individual columns, as ReXrank reports them beside RadCliQ.
+
+    Keys (higher is better): ``radgraph_combined`` ((entity F1 + relation F1) / 2, RadGraph
+    ``radgraph``), ``bertscore_cxr`` (BERTScore F1, distilroberta-base layer 5, baseline-
+    rescaled; ``idf=False`` by default, CXR-Report-Metric's and ReXrank's setting) and
+    ``bleu2_cxr`` (fast_bleu BLEU-2 on CXR-Report-Metric's tokens). The same features RadCliQ
+    combines, shared with it (SembScore is its own metric, ``semb``).
+    """
+
+    name = "radcliq_features"
+    keys = ("radgraph_combined", "bertscore_cxr", "bleu2_cxr")
+    directions = {k: True for k in keys}
+    impl_version = "1"
+
+    def __init__(self, radgraph_model: str = "radgraph", *, idf: bool = False, **kw: Any) -> None:
+        # SembScore is its own metric (semb): these columns need no CheXbert at all
+        if kw.get("chexbert_path") is not None or kw.get("chexbert") is not None:
+            raise ConfigError("radcliq_features reads no CheXbert model (SembScore is metric 'semb')")
+        kw.pop("chexbert_path", None)
+        kw["chexbert"] = _NoEmbedding()
+        super().__init__(radgraph_model, idf=idf, **kw)
+
+    def settings(self) -> dict[str, Any]:
+        out = super().settings()
+        for k in ("version", "coefs", "lower_is_better", "semb", "chexbert"):
+            out.pop(k, None)
+        out["columns"] = "CXR-Report-Metric"
+        return out
+
+    def values(self, hyps, refs, images=None) -> dict[str, np.ndarray]:
+        x = self.features(hyps, refs)
+        return {"radgraph_combined": x[:, 0], "bertscore_cxr": x[:, 1], "bleu2_cxr": x[:, 3]}
+
+
+class _NoEmbedding:
+    """Stand-in embedder for RadCliQFeatures (whose columns do not include SembScore)."""
+
+    def embed(self, texts):
+        return np.zeros((len(texts), 1), dtype=np.float32)
+
+
+__all__ = [
+    "COEFS",
+    "COLS",
+    "RadCliQ",
+    "RadCliQFeatures",
+    "RadCliQV0",
+    "SCALER_MEAN",
+    "SCALER_SCALE",
+    "V0_COEFS",
+    "V0_INTERCEPT",
+    "V0_SCALER_MEAN",
+    "V0_SCALER_SCALE",
+    "bleu2",
+    "cxr_words",
+]

@@ -383,6 +383,7 @@ class RadGraphExtractor:
             raise ConfigError(f"batch_tokens must be >= 1, got {batch_tokens!r}")
         self._cache: OrderedDict[bytes, dict[str, Any]] = OrderedDict()
         self._cache_size = int(cache_size)
+        self.n_forward = 0  # texts actually annotated by the model (cache misses), for tests
         self._word_ids: dict[str, list[int]] = {}
         self._load(encoder_path)
 
@@ -512,6 +513,7 @@ class RadGraphExtractor:
                 todo[k] = t
         if todo:
             anns = self._annotate(list(todo.values()))
+            self.n_forward += len(todo)
             for k, a in zip(todo, anns):
                 self._cache[k] = a
         out = []
@@ -725,9 +727,13 @@ class RadGraphF1(MeanMetric):
         batch_tokens: int | None = None,
         extractor: RadGraphExtractor | None = None,
     ) -> None:
-        self.extractor = extractor or RadGraphExtractor(
-            model_type, model_path, encoder_path=encoder_path, device=device, batch_tokens=batch_tokens
-        )
+        if extractor is None:  # shared with RadCliQ when the model is the same
+            from radeval.metrics.shared import radgraph_extractor
+
+            extractor = radgraph_extractor(
+                model_type, model_path, encoder_path=encoder_path, device=device, batch_tokens=batch_tokens
+            )
+        self.extractor = extractor
 
     def settings(self) -> dict[str, Any]:
         return {
