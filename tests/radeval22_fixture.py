@@ -389,7 +389,9 @@ def parity(root: str, out: str) -> None:
         "regenerate with its 'parity' command",
         "seed": SEED,
         "fingerprints": build(Path(root) / "check"),
-        "versions": {d: md.version(d) for d in ("radeval", "torch", "transformers", "tokenizers", "nltk", "scikit-learn")},
+        "versions": {
+            d: md.version(d) for d in ("radeval", "torch", "transformers", "tokenizers", "nltk", "scikit-learn")
+        },
         "n_pairs": len(hyps),
     }
     m = RadEvalBertScoreMetric()
@@ -398,8 +400,11 @@ def parity(root: str, out: str) -> None:
 
     s = SRRBertMetric()
     raw = s._compute_raw(refs, hyps)
-    result["srr_bert"] = {k: {"aggregate": v["aggregate"], "per_sample": v["per_sample"]}
-                          for k, v in raw.items() if k != "srrbert_label_scores"}
+    result["srr_bert"] = {
+        k: {"aggregate": v["aggregate"], "per_sample": v["per_sample"]}
+        for k, v in raw.items()
+        if k != "srrbert_label_scores"
+    }
     # the labels themselves, so a test can check the labeler apart from the aggregation
     from radeval.metrics.SRRBert.srr_bert import srr_bert_parse_sentences
 

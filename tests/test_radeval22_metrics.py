@@ -174,5 +174,6 @@ def test_trl_rewards_through_the_generic_path(env, pairs):
         assert all(v is not None and np.isfinite(v) for v in out)
         assert out[-2] == pytest.approx(out[0])  # the tagged report scores its inner text
     bs = REF["radeval_bertscore"]["per_sample"][:n]
-    np.testing.assert_allclose(make_reward("radeval_bertscore")([""] * n, hyps[:n], ground_truth=refs[:n]), bs,
-                               rtol=0, atol=1e-6)
+    np.testing.assert_allclose(
+        make_reward("radeval_bertscore")([""] * n, hyps[:n], ground_truth=refs[:n]), bs, rtol=0, atol=1e-6
+    )

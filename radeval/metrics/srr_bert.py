@@ -79,31 +79,14 @@ _MARKERS = (
 )
 
 
-def _punkt_dirs_from_nltk() -> list[Path]:
-    """``tokenizers/punkt_tab/english`` under every nltk data root (where nltk.download puts it)."""
-    try:
-        import nltk.data
-
-        roots = list(nltk.data.path)
-    except Exception:  # pragma: no cover - nltk always has a path list
-        roots = []
-    return [Path(r) / "tokenizers" / "punkt_tab" / PUNKT_LANG for r in roots]
-
-
 def locate_punkt(path: str | os.PathLike[str] | None = None) -> Path:
-    """Directory holding the English punkt_tab files: explicit path, $RADEVAL_MODELS_DIR/punkt-tab,
-    then nltk's data path; else the model manager's error."""
-    res = models.locate("punkt-tab", path)
-    if res.path is not None:
-        d = res.path / "tokenizers" / "punkt_tab" / PUNKT_LANG
-        return d if d.is_dir() else res.path  # an explicit path may name the english dir itself
-    searched = list(res.searched)
-    if path is None:
-        for d in _punkt_dirs_from_nltk():
-            if all((d / f).is_file() for f in PUNKT_FILES):
-                return d
-            searched.append(f"nltk data path {d}: " + ("missing files" if d.is_dir() else "does not exist"))
-    raise models.not_found_error("punkt-tab", searched)
+    """Directory holding the English punkt_tab files: an explicit path (an nltk data root or its
+    ``english`` dir), $RADEVAL_MODELS_DIR/punkt-tab, then nltk's data path; else the model
+    manager's error naming ``radeval models download punkt-tab``."""
+    if path is not None and Path(path).name == PUNKT_LANG and all((Path(path) / f).is_file() for f in PUNKT_FILES):
+        return Path(path)
+    root = models.resolve("punkt-tab", path)
+    return root / "tokenizers" / "punkt_tab" / PUNKT_LANG
 
 
 def load_punkt(path: str | os.PathLike[str] | None = None) -> PunktSentenceTokenizer:
@@ -111,7 +94,7 @@ def load_punkt(path: str | os.PathLike[str] | None = None) -> PunktSentenceToken
 
     (``nltk.sent_tokenize`` would load the same files, but only from nltk's data path: nltk's
     path sandbox refuses any other directory, e.g. $RADEVAL_MODELS_DIR.)"""
-    d = Path(path) if path is not None and Path(path).name == PUNKT_LANG else locate_punkt(path)
+    d = locate_punkt(path)
     params = PunktParameters()
     dec = PunktDecoder()
     with open(d / "collocations.tab", encoding="utf-8") as f:
