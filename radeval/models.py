@@ -76,6 +76,9 @@ class ModelSpec:
     requires: tuple[str, ...] = ()
     #: nltk data package that provides the files (``download`` runs ``nltk.download`` for it)
     nltk_package: str | None = None
+    #: stanza NER package whose English pipeline provides the files (``download`` runs
+    #: ``stanza.download``; found in stanza's own resources dir too)
+    stanza_ner: str | None = None
 
     @property
     def pinned(self) -> bool:
@@ -197,6 +200,18 @@ for _spec in (
         description="nltk's Punkt sentence splitter parameters (punkt_tab, English), SRR-BERT's sentence split",
         used_by=("srr_bert",),
         notes="from nltk_data, not the hub; also found wherever nltk.download('punkt_tab') put it",
+    ),
+    ModelSpec(
+        name="stanza-radiology",
+        repo_id=None,
+        files=("resources.json", "en/ner/radiology.pt", "en/tokenize/*.pt"),
+        hf_cache=False,
+        stanza_ner="radiology",
+        size="unknown (stanza English tokenizer + radiology NER + mimic vectors/charlms; not measured here)",
+        licence="apache-2.0 (stanza models; see stanfordnlp/stanza-en)",
+        description="stanza's English pipeline with the radiology NER, as RadEval's temporal F1 builds it",
+        used_by=("temporal_f1",),
+        notes="a stanza resources dir (resources.json + en/...), as stanza.download writes it",
     ),
     ModelSpec(
         name="radgraph",
@@ -387,6 +402,15 @@ def _package_dir(spec: ModelSpec) -> tuple[Path | None, str]:
     return d, ""
 
 
+def _stanza_dir() -> Path | None:
+    """stanza's default resources dir ($STANZA_RESOURCES_DIR, else its user cache dir)."""
+    try:
+        from stanza.resources.common import DEFAULT_MODEL_DIR
+    except ImportError:
+        return None
+    return Path(os.environ.get("STANZA_RESOURCES_DIR") or DEFAULT_MODEL_DIR)
+
+
 def _nltk_data_dir(spec: ModelSpec) -> tuple[Path | None, list[str]]:
     """An nltk data root (``nltk.data.path``: $NLTK_DATA, ~/nltk_data, ...) holding the files."""
     try:
@@ -451,6 +475,20 @@ def locate(name: str, path: str | os.PathLike[str] | None = None) -> Resolution:
         if d is not None:
             return Resolution(name, d, "package", searched)
         searched.append(note)
+    if spec.stanza_ner:  # where stanza.download(...) puts it
+        d = _stanza_dir()
+        if d is not None and not missing_files(spec, d):
+            return Resolution(name, d, "stanza_resources", searched)
+        searched.append(
+            f"stanza resources dir {d}: "
+            + (
+                "stanza is not installed"
+                if d is None
+                else "does not exist"
+                if not d.is_dir()
+                else f"missing {', '.join(missing_files(spec, d))}"
+            )
+        )
     if spec.nltk_package:  # where nltk.download(...) puts it
         d, notes = _nltk_data_dir(spec)
         if d is not None:
@@ -633,6 +671,8 @@ def list_models() -> list[dict[str, Any]]:
             revision = f"wheel {spec.package[0] if spec.package else ''}".strip()
         if spec.nltk_package:
             revision = f"nltk_data {spec.nltk_package}"
+        if spec.stanza_ner:
+            revision = "stanza resources (md5-checked by stanza)"
         rows.append(
             {
                 "name": name,
@@ -670,6 +710,8 @@ def download(name: str) -> Path:
         )
     if spec.nltk_package:
         return _download_nltk(spec)
+    if spec.stanza_ner:
+        return _download_stanza(spec)
     if not spec.repo_id:
         raise RadevalError(f"model {name!r} has no hub repository to download from")
     if _offline():
@@ -732,6 +774,42 @@ def download(name: str) -> Path:
     )
     for dep in spec.requires:  # e.g. BiomedCLIP's text-tower config and vocabulary
         download(dep)
+    return target
+
+
+def _download_stanza(spec: ModelSpec) -> Path:
+    """stanza.download of the English tokenizer + NER package into $RADEVAL_MODELS_DIR/NAME (else
+    stanza's default dir); stanza checks each file against the md5 in its resources.json."""
+    try:
+        import stanza
+    except ImportError as e:
+        raise DependencyError("downloading stanza models needs stanza: pip install stanza") from e
+    mdir = models_dir()
+    target = (mdir / spec.name) if mdir is not None else _stanza_dir()
+    assert target is not None
+    try:
+        stanza.download(
+            "en",
+            model_dir=str(target),
+            package=None,
+            processors={"tokenize": "default", "ner": spec.stanza_ner},
+            verbose=False,
+        )
+    except Exception as e:
+        raise ModelNotFound(f"stanza download for model {spec.name!r} failed: {e}") from e
+    miss = missing_files(spec, target)
+    if miss:
+        raise ModelNotFound(f"stanza download for {spec.name!r} into {target} lacks {', '.join(miss)}")
+    _write_record(
+        spec.name,
+        {
+            "name": spec.name,
+            "stanza": stanza.__version__,
+            "path": str(target),
+            "sha256": {_rel(f, target): sha256_file(f) for f in present_files(spec, target)},
+            "downloaded_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        },
+    )
     return target
 
 

@@ -85,9 +85,7 @@ def _import(target: str) -> Callable[..., Metric]:
     except ImportError as e:  # a missing extra: name it
         from radeval.errors import DependencyError
 
-        raise DependencyError(
-            f"cannot import {module!r} ({e}); install the extra that provides it"
-        ) from e
+        raise DependencyError(f"cannot import {module!r} ({e}); install the extra that provides it") from e
     return getattr(mod, attr)
 
 
@@ -108,8 +106,7 @@ def get_metric(name: str, **options: Any) -> Metric:
 
             if isinstance(e, DependencyError):
                 raise DependencyError(
-                    f"metric {name!r} needs the [{spec.extra}] extra: "
-                    f"pip install 'radeval-toolkit[{spec.extra}]' ({e})"
+                    f"metric {name!r} needs the [{spec.extra}] extra: pip install 'radeval-toolkit[{spec.extra}]' ({e})"
                 ) from e
             raise
     else:
@@ -231,6 +228,17 @@ _builtin(
         "batch_size": "sentences per forward pass (default 32)",
     },
 )
+_builtin(
+    "temporal_f1",
+    "radeval.metrics.temporal:TemporalF1",
+    ("temporal_f1",),
+    "temporal-entity F1 (stanza radiology NER + 44 temporal keywords), as RadEval 2.2",
+    extra="temporal",
+    offline=False,
+    options={"model_path": "a stanza resources dir (resources.json + en/...)", "device": "cpu/cuda"},
+)
+
+
 def _clinical_keys(prefix: str) -> tuple[str, ...]:
     return (
         f"{prefix}_f1",

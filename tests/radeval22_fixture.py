@@ -36,8 +36,12 @@ Regenerate the parity data (run from the repo root; the peer venv must not see t
 
     /work/main/.venv/bin/python tests/radeval22_fixture.py build /tmp/r22
     HF_HUB_CACHE=/tmp/r22/hub HF_HUB_OFFLINE=1 NLTK_DATA=/tmp/r22/nltk_data \\
+        STANZA_RESOURCES_DIR=$PWD/tests/data/radeval22_parity/stanza_resources \\
         ~/.cache/radeval-peers/radeval22/bin/python tests/radeval22_fixture.py parity /tmp/r22 \\
         --out tests/data/radeval22_parity/radeval22.json
+
+The stanza pipeline of the temporal F1 (``tests/data/radeval22_parity/stanza_resources``) is
+built by tests/stanza_fixture.py and committed (it is trained, so not bit-reproducible).
 """
 
 from __future__ import annotations
@@ -52,6 +56,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "data" / "radeval22_parity"
 PARITY_JSON = DATA / "radeval22.json"
+#: stanza resources dir built by tests/stanza_fixture.py (committed: trained, not bit-reproducible)
+STANZA_DIR = DATA / "stanza_resources"
 COMMIT = "5eed5eed0123456789abcdef0123456789abcdef"
 SEED = 20261206
 N_PAIRS = 160
@@ -144,6 +150,8 @@ def texts() -> tuple[list[str], list[str]]:
         ("Dr. Smith was notified. Lungs are clear.", "Findings discussed with Dr. Smith. No pneumothorax."),
         ("Size 3.5 cm, e.g. larger than before.Worsening opacity", "Opacity is worse vs. prior. Resolved edema."),
         ("stable/improved right effusion; interval increase", "new consolidation? persistent atelectasis!"),
+        ("Effusion is stable's. New–opacity, un-changed.", "Stable/unchanged effusion. (___, __, __) Resolved."),
+        ("Increased\nopacity; decreased_edema. STABLE heart.", "No change. Worse+edema, larger*mass."),
     ]
     hyps = [h for h, _ in pairs] + [h for h, _ in extra]
     refs = [r for _, r in pairs] + [r for _, r in extra]
@@ -338,6 +346,14 @@ def punkt_files() -> dict[str, bytes]:
     return out
 
 
+def stanza_fixture_md5() -> dict[str, str]:
+    return {
+        str(p.relative_to(STANZA_DIR)): hashlib.md5(p.read_bytes()).hexdigest()
+        for p in sorted(STANZA_DIR.rglob("*"))
+        if p.is_file()
+    }
+
+
 def fingerprint(files: dict[str, bytes]) -> str:
     h = hashlib.sha256()
     for k in sorted(files):
@@ -397,6 +413,21 @@ def parity(root: str, out: str) -> None:
     m = RadEvalBertScoreMetric()
     raw = m._compute_raw(refs, hyps)["radeval_bertscore"]
     result["radeval_bertscore"] = {"aggregate": raw["aggregate"], "per_sample": raw["per_sample"]}
+
+    # temporal F1: the committed stanza fixture, found where stanza looks (STANZA_RESOURCES_DIR);
+    # resources.json cannot be fetched, so its download is skipped (the md5s in the fixture's
+    # resources.json match its files, so stanza downloads no model either)
+    import stanza.pipeline.core
+
+    stanza.pipeline.core.download_resources_json = lambda *a, **k: None
+    stanza.download = lambda *a, **k: None
+    assert os.environ.get("STANZA_RESOURCES_DIR") == str(STANZA_DIR), "set STANZA_RESOURCES_DIR to " + str(STANZA_DIR)
+    from radeval.metrics.f1temporal.adapter import TemporalF1Metric
+
+    raw = TemporalF1Metric()._compute_raw(refs, hyps)["temporal_f1"]
+    result["temporal_f1"] = {"aggregate": raw["aggregate"], "per_sample": raw["per_sample"]}
+    result["stanza_fixture_md5"] = stanza_fixture_md5()
+    result["versions"]["stanza"] = md.version("stanza")
 
     s = SRRBertMetric()
     raw = s._compute_raw(refs, hyps)

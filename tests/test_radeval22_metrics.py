@@ -41,6 +41,7 @@ def env(tmp_path_factory):
     prints = fx.build(root)
     models_dir = root / "models"
     shutil.copytree(root / "nltk_data", models_dir / "punkt-tab")
+    shutil.copytree(fx.STANZA_DIR, models_dir / "stanza-radiology")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("HF_HUB_CACHE", str(root / "hub"))
         mp.setenv("HF_HUB_OFFLINE", "1")
@@ -57,6 +58,7 @@ def pairs():
 def test_fixture_is_the_one_radeval_scored(env):
     _, prints = env
     assert prints == REF["fingerprints"]
+    assert fx.stanza_fixture_md5() == REF["stanza_fixture_md5"]
     assert REF["versions"]["radeval"].startswith("2.2.")
 
 
@@ -69,7 +71,7 @@ def test_radeval_bertscore_parity(env, pairs):
     res = m.score(hyps, refs)
     ours = res.sample["radeval_bertscore"]
     theirs = np.array(REF["radeval_bertscore"]["per_sample"])
-    assert len(ours) == len(theirs) == REF["n_pairs"] == 167
+    assert len(ours) == len(theirs) == REF["n_pairs"] == 169
     # float32 embeddings in different batches: last-bit differences only
     assert np.abs(ours - theirs).max() < 1e-6
     assert abs(res.corpus["radeval_bertscore"] - REF["radeval_bertscore"]["aggregate"]) < 1e-6
@@ -177,3 +179,41 @@ def test_trl_rewards_through_the_generic_path(env, pairs):
     np.testing.assert_allclose(
         make_reward("radeval_bertscore")([""] * n, hyps[:n], ground_truth=refs[:n]), bs, rtol=0, atol=1e-6
     )
+
+
+def test_temporal_f1_parity(env, pairs):
+    pytest.importorskip("stanza")
+    from radeval.metrics.temporal import keyword_matches
+    from radeval.registry import get_metric
+
+    hyps, refs = pairs
+    m = get_metric("temporal_f1", device="cpu")
+    res = m.score(hyps, refs)
+    ours = res.sample["temporal_f1"]
+    theirs = np.array(REF["temporal_f1"]["per_sample"])
+    assert len(ours) == len(theirs) == 169
+    assert np.abs(ours - theirs).max() == 0.0
+    assert abs(res.corpus["temporal_f1"] - REF["temporal_f1"]["aggregate"]) < 1e-12
+    # the stanza branch matters: a keyword glued to a removed character is only found by the NER
+    glued = "stable/improved right effusion; interval increase"
+    assert "stable" in m.entities(glued) and "stable" not in keyword_matches(glued)
+    assert "stanza:" in m.signature and "ner:radiology" in m.signature
+
+
+def test_temporal_f1_missing_model_and_reward(env, tmp_path, pairs):
+    pytest.importorskip("stanza")
+    from radeval.metrics.temporal import TemporalF1
+    from radeval.rewards import make_reward
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RADEVAL_MODELS_DIR", str(tmp_path / "none"))
+        mp.setenv("STANZA_RESOURCES_DIR", str(tmp_path / "stanza"))
+        with pytest.raises(ModelNotFound) as ei:
+            TemporalF1()
+        msg = str(ei.value)
+        assert "stanza-radiology" in msg and "radeval models download stanza-radiology" in msg
+        assert "stanza resources dir" in msg
+    hyps, refs = pairs
+    reward = make_reward("temporal_f1")
+    out = reward([""] * 5, hyps[:5], ground_truth=refs[:5])
+    np.testing.assert_array_equal(out, REF["temporal_f1"]["per_sample"][:5])
