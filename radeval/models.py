@@ -403,12 +403,34 @@ def _package_dir(spec: ModelSpec) -> tuple[Path | None, str]:
 
 
 def _stanza_dir() -> Path | None:
-    """stanza's default resources dir ($STANZA_RESOURCES_DIR, else its user cache dir)."""
+    """stanza's default resources dir: $STANZA_RESOURCES_DIR, else
+    ``platformdirs.user_cache_dir("stanza", "StanfordNLP", <resources version>)/resources`` as
+    ``stanza.resources.common`` computes it. Worked out without importing stanza, whose package
+    import pulls in transformers (``radeval models list`` must stay light)."""
+    env = os.environ.get("STANZA_RESOURCES_DIR")
+    if env:
+        return Path(env)
+    import importlib.util
+
     try:
-        from stanza.resources.common import DEFAULT_MODEL_DIR
-    except ImportError:
+        found = importlib.util.find_spec("stanza")
+    except (ImportError, ValueError):
+        found = None
+    if found is None or not found.submodule_search_locations:
         return None
-    return Path(os.environ.get("STANZA_RESOURCES_DIR") or DEFAULT_MODEL_DIR)
+    version_py = Path(list(found.submodule_search_locations)[0]) / "_version.py"
+    m = (
+        re.search(r"__resources_version__\s*=\s*['\"]([^'\"]+)['\"]", version_py.read_text())
+        if version_py.is_file()
+        else None
+    )
+    try:
+        from platformdirs import user_cache_dir
+    except ImportError:  # pragma: no cover - a stanza dependency
+        return None
+    if m is None:
+        return None
+    return Path(user_cache_dir("stanza", "StanfordNLP", m.group(1))) / "resources"
 
 
 def _nltk_data_dir(spec: ModelSpec) -> tuple[Path | None, list[str]]:
