@@ -144,27 +144,35 @@ class TemporalF1(MeanMetric):
                 ) from e
         return self._nlp
 
-    def entities(self, text: str) -> frozenset[str]:
-        """The temporal entity set of one text (cached)."""
-        hit = self._cache.get(text)
-        if hit is not None:
-            self._cache.move_to_end(text)
-            return hit
-        doc = self._pipeline()(text)
-        ner = {e.text.lower() for e in doc.entities if e.type in ENTITY_TYPES}
-        out = frozenset((ner & KEYWORDS) | keyword_matches(text))
-        self._cache[text] = out
+    def _annotate(self, texts: Sequence[str]) -> None:
+        """Run the pipeline once per uncached text, one ``nlp(text)`` call each as RadEval does
+        (stanza's ``bulk_process`` joins documents with blank lines and batches across them:
+        about 25% faster here, but not the reference's call, so not used)."""
+        nlp = self._pipeline()
+        for t in dict.fromkeys(texts):
+            if t in self._cache:
+                continue
+            doc = nlp(t)
+            ner = {e.text.lower() for e in doc.entities if e.type in ENTITY_TYPES}
+            self._cache[t] = frozenset((ner & KEYWORDS) | keyword_matches(t))
         while len(self._cache) > CACHE_SIZE:
             self._cache.popitem(last=False)
-        return out
+
+    def entities(self, text: str) -> frozenset[str]:
+        """The temporal entity set of one text (cached)."""
+        self._annotate([text])
+        self._cache.move_to_end(text)
+        return self._cache[text]
 
     def values(self, hyps: Sequence[str], refs: Sequence[str], images=None) -> dict[str, np.ndarray]:
         if len(hyps) != len(refs):
             raise InputError(f"{len(hyps)} hypotheses but {len(refs)} references")
-        out = np.empty(len(hyps))
         for i, (h, r) in enumerate(zip(hyps, refs)):
             for what, t in (("hypothesis", h), ("reference", r)):
                 if not isinstance(t, str):
                     raise InputError(f"{what} {i}: expected a string, got {type(t).__name__}")
+        self._annotate(list(refs) + list(hyps))
+        out = np.empty(len(hyps))
+        for i, (h, r) in enumerate(zip(hyps, refs)):
             out[i] = tem_score(set(self.entities(h)), set(self.entities(r)))
         return {"temporal_f1": out}
