@@ -217,3 +217,38 @@ def test_temporal_f1_missing_model_and_reward(env, tmp_path, pairs):
     reward = make_reward("temporal_f1")
     out = reward([""] * 5, hyps[:5], ground_truth=refs[:5])
     np.testing.assert_array_equal(out, REF["temporal_f1"]["per_sample"][:5])
+
+
+def test_download_runs_nltk_and_stanza_into_models_dir(env, tmp_path, monkeypatch):
+    """`radeval models download punkt-tab | stanza-radiology` call nltk.download / stanza.download
+    with $RADEVAL_MODELS_DIR/NAME as the target and record sha256s (the fetchers are faked here:
+    nothing can be downloaded in tests)."""
+    root, _ = env
+    from radeval import models
+
+    monkeypatch.setenv("RADEVAL_MODELS_DIR", str(tmp_path / "m"))
+    calls = []
+
+    def fake_nltk(pkg, download_dir=None, **kw):
+        calls.append(("nltk", pkg, download_dir, kw.get("raise_on_error")))
+        shutil.copytree(root / "nltk_data", download_dir, dirs_exist_ok=True)
+        return True
+
+    import nltk
+
+    monkeypatch.setattr(nltk, "download", fake_nltk)
+    got = models.download("punkt-tab")
+    assert got == tmp_path / "m" / "punkt-tab" and calls[0][1:] == ("punkt_tab", str(got), True)
+    assert models.locate("punkt-tab").source == "models_dir"
+    assert set(models.read_record("punkt-tab")["sha256"]) == set(models.get_spec("punkt-tab").files)
+
+    stanza = pytest.importorskip("stanza")
+
+    def fake_stanza(lang, model_dir=None, processors=None, **kw):
+        calls.append(("stanza", lang, model_dir, processors))
+        shutil.copytree(fx.STANZA_DIR, model_dir, dirs_exist_ok=True)
+
+    monkeypatch.setattr(stanza, "download", fake_stanza)
+    got = models.download("stanza-radiology")
+    assert calls[1] == ("stanza", "en", str(got), {"tokenize": "default", "ner": "radiology"})
+    assert models.locate("stanza-radiology").path == got
