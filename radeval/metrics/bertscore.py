@@ -328,6 +328,16 @@ class RadEvalBertScore(_BertScoreBase):
     rescale = False
     keys = ("radeval_bertscore",)
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        from packaging.version import Version
+
+        # ModernBERT entered transformers in 4.48; older versions fail deep inside AutoModel
+        if Version(transformers.__version__) < Version("4.48"):
+            raise DependencyError(
+                f"radeval_bertscore needs transformers >= 4.48 (ModernBERT); found {transformers.__version__}"
+            )
+        super().__init__(*args, **kwargs)
+
     def values(self, hyps, refs, images=None) -> dict[str, np.ndarray]:
         preds = self.raw_scores(list(hyps), list(refs))
         return {"radeval_bertscore": preds[:, 2].double().numpy().copy()}
