@@ -97,9 +97,25 @@ def test_eq7_all_equal_and_single():
     assert visual_rank_reward([]).size == 0
 
 
-def test_eq7_nonfinite_ranks_last():
-    np.testing.assert_allclose(visual_rank_reward([0.2, math.nan, 0.5]), [0.5, 0.0, 1.0])
-    np.testing.assert_allclose(average_ranks([math.nan, 1.0, math.nan]), [2.5, 1.0, 2.5])
+def test_eq7_unscored_stay_unscored_and_are_not_counted():
+    # G' = 2 scored members: ranks 2 and 1 -> 0 and 1; the unscored one stays NaN (not rank last)
+    np.testing.assert_allclose(visual_rank_reward([0.2, math.nan, 0.5]), [0.0, math.nan, 1.0])
+    np.testing.assert_allclose(visual_rank_reward([0.2, None, None]), [0.5, math.nan, math.nan])
+    np.testing.assert_allclose(average_ranks([math.nan, 1.0, None]), [math.nan, 1.0, math.nan])
+
+
+def test_ranknorm_gives_unscored_a_neutral_advantage():
+    # the README/closing-note example: G = 4, one unscored member
+    np.testing.assert_allclose(rank_norm([0.9, None, 0.1, 0.5]), [1.0, 0.0, -1.0, 0.0])
+    np.testing.assert_allclose(rank_norm([0.9, math.nan, math.inf, 0.5]), [1.0, 0.0, 0.0, -1.0])
+    np.testing.assert_allclose(rank_norm([None, None, None]), [0.0, 0.0, 0.0])
+    np.testing.assert_allclose(rank_norm([None, 0.4]), [0.0, 0.0])
+    # per_group and valor_advantages carry None through whole batches
+    adv = per_group(rank_norm, [1.0, None, 2.0, 3.0, None, None], 3)
+    np.testing.assert_allclose(adv, [-1.0, 0.0, 1.0, 0.0, 0.0, 0.0])
+    # stage visual: an unscored similarity makes that member unscored in R_vis -> advantage 0
+    adv = valor_advantages([0.5, 0.5, 0.5], [0.9, None, 0.1], group_size=3, lambda_vis=0.5)
+    np.testing.assert_allclose(adv, [1.0, 0.0, -1.0])
 
 
 # ----- Eq. 8 -----------------------------------------------------------------------------------------
