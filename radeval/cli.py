@@ -64,6 +64,7 @@ def _mount_optional() -> None:
         ("radeval.commands.train", "train", "command", "train"),
         ("radeval.commands.train", "generate", "command", "generate"),
         ("radeval.commands.bench", "bench_app", "group", "bench"),
+        ("radeval.commands.serve", "serve_app", "group", "serve"),
     ):
         try:
             mod = importlib.import_module(module)
