@@ -22,8 +22,10 @@ that cannot be scored is ``None``; an empty completion scores the key's worst va
   :func:`make_radcliq_reward` (−RadCliQ-v1, −3 for empty/failed; needs a registered ``radcliq``).
   Rewards for lower-is-better keys return the value as is and warn once: negate with
   ``make_reward(..., transform=lambda v: -v)``.
-* Other trainers: ``radeval.rewards.verl`` (verl's ``compute_score``) and
-  ``radeval.rewards.server`` (OpenRLHF's remote reward URL).
+* Other trainers: ``radeval.rewards.verl`` (verl's ``compute_score``, and
+  ``compute_score_remote`` for its async reward loop) and the reward service
+  (``radeval serve rewards start``, :mod:`radeval.rewards.service`: OpenRLHF's ``/get_reward``,
+  verl and the async TRL client :class:`radeval.rewards.client.RemoteReward`).
 """
 
 from __future__ import annotations

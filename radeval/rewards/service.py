@@ -367,8 +367,9 @@ def build_server(
         workers_per_device=1,
         timeout=timeout,
         healthcheck_path=HEALTH_PATH,
+        # GuardMiddleware bounds the body itself (LitServe's max_payload_size raises inside
+        # `receive`, which surfaces as a 500 rather than a 413)
         middlewares=[(GuardMiddleware, {"token": token, "limits": limits, "known": names})],
-        max_payload_size=limits.max_body_bytes,
     )
 
 
