@@ -215,7 +215,13 @@ def test_verl_reward_loop_entry_against_the_service(service):
         return await asyncio.gather(
             *[
                 compute_score_remote(
-                    "iu_xray", s, REF, {"global_step": 3}, service_url=service["url"], reward="radeval_bleu_4", token=TOKEN,
+                    "iu_xray",
+                    s,
+                    REF,
+                    {"global_step": 3},
+                    service_url=service["url"],
+                    reward="radeval_bleu_4",
+                    token=TOKEN,
                     reward_router_address="10.0.0.1:9000",
                 )  # fmt: skip
                 for s in [GOOD, "Heart is enlarged.", ""]
