@@ -5,14 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import socket
-import subprocess
-import sys
 import threading
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import pytest
 
@@ -20,6 +15,9 @@ import radeval.rewards as R
 from radeval.errors import ConfigError
 from radeval.rewards.client import RemoteReward
 from radeval.rewards.service import BatchScorer, Limits, check_host_token, parse_request, responses_from
+from tests.service_fixture import cli as _cli
+from tests.service_fixture import free_port as _free_port
+from tests.service_fixture import running_service
 
 REF = "The heart size is normal. No pleural effusion."
 GOOD = "<report>The heart size is normal. No pleural effusion.</report>"
@@ -97,36 +95,13 @@ def test_batch_scorer_isolates_failures_per_request_and_sums_scored_parts():
 TOKEN = "test-token-123"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _cli(*args, env=None, timeout=180):
-    return subprocess.run(
-        [sys.executable, "-m", "radeval.cli", *args], capture_output=True, text=True, env=env, timeout=timeout
-    )
-
-
 @pytest.fixture(scope="module")
 def service(tmp_path_factory):
     pytest.importorskip("litserve")
-    port = _free_port()
-    state = tmp_path_factory.mktemp("state")
-    env = {**os.environ, "RADEVAL_STATE_DIR": str(state), "RADEVAL_SERVICE_TOKEN": TOKEN}
-    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
-    r = _cli(
-        "serve", "rewards", "start", "--reward", "bleu_4", "--reward", "valor_format_reward=0.5",
-        "--port", str(port), "--detach", "--batch-timeout", "0.05", "--max-items", "256", env=env,
-    )  # fmt: skip
-    assert r.returncode == 0, r.stderr + r.stdout
-    pid = json.loads((state / f"serve-rewards-{port}.json").read_text())["pid"]
-    yield {"port": port, "url": f"http://127.0.0.1:{port}/get_reward", "env": env, "pid": pid, "state": state}
-    r = _cli("serve", "rewards", "stop", "--port", str(port), env=env)
-    assert r.returncode == 0, r.stderr
-    with pytest.raises(ProcessLookupError):
-        os.killpg(pid, 0)  # the whole group (LitServe's workers too) is gone
+    rewards = ["bleu_4", "valor_format_reward=0.5"]
+    extra = ("--batch-timeout", "0.05", "--max-items", "256")
+    with running_service(tmp_path_factory.mktemp("state"), rewards, TOKEN, extra) as svc:
+        yield svc
 
 
 def post(url, payload, token=TOKEN, raw=None):
