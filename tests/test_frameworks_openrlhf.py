@@ -17,9 +17,10 @@ import pytest
 pytest.importorskip("openrlhf")
 pytest.importorskip("litserve")
 
+from framework_helpers import REF, RESPONSES, byte_tokenizer  # noqa: E402
+from service_fixture import running_service  # noqa: E402
+
 import radeval.rewards as R  # noqa: E402
-from tests.service_fixture import running_service  # noqa: E402
-from tests.test_frameworks_verl import REF, RESPONSES, byte_tokenizer  # noqa: E402
 
 
 class StubEngine:

@@ -18,27 +18,12 @@ import pytest
 verl = pytest.importorskip("verl")
 torch = pytest.importorskip("torch")
 
+from framework_helpers import REF, RESPONSES, byte_tokenizer  # noqa: E402
+from service_fixture import running_service  # noqa: E402
+
 import radeval.rewards as R  # noqa: E402
-from tests.service_fixture import running_service  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-REF = "The heart size is normal. No pleural effusion."
-RESPONSES = ["<report>The heart size is normal. No pleural effusion.</report>", "Heart is enlarged.", ""]
-
-
-def byte_tokenizer():
-    """A byte-level BPE tokenizer whose decode gives back the text exactly."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=300, special_tokens=["<pad>", "<eos>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
-    )
-    tok.train_from_iterator([REF, *RESPONSES, "Describe the X-ray."], trainer=trainer)
-    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="<eos>")
 
 
 def data_proto(tok, step: int = 0):
