@@ -11,7 +11,9 @@ across requests as they do across GRPO steps.
 Per (server, clients): throughput (completions/s), p50/p99 request latency, lost requests (HTTP
 error, exception, or a wrong number of values: must be 0), unscored samples, wall time and the
 CPU seconds of the server's whole process group (LitServe's API server and inference worker
-included) from /proc. Each server gets one warm-up request (model loading) before timing.
+included) from /proc. Both servers run side by side, each warmed up with one request (model
+loading), and each client count is measured ``--reps`` times per server in ABBA order (service,
+lock, lock, service, ...) so drifting load on a shared machine hits both alike.
 
 Run (take the measurement lock; the machine is shared):
 
@@ -197,27 +199,39 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=32, help="requests per configuration (split over clients)")
     ap.add_argument("--batch-size", type=int, default=16, help="service max_batch_size (requests)")
     ap.add_argument("--servers", nargs="+", default=["service", "lock_server"])
+    ap.add_argument("--reps", type=int, default=2, help="runs per server and client count (ABBA order)")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     reports = corpus()
     rows = []
-    for kind in args.servers:
-        port = free_port()
-        t0 = time.perf_counter()
-        proc = start(kind, port, args.batch_size)
-        url = f"http://127.0.0.1:{port}/get_reward"
-        try:
-            post(url, make_request(reports, 999_999))  # warm-up: model loading, first batch
-            startup = time.perf_counter() - t0
-            for n in args.clients:
-                per = max(1, args.requests // n)
+    procs: dict[str, subprocess.Popen] = {}
+    urls: dict[str, str] = {}
+    startup: dict[str, float] = {}
+    try:
+        # both servers up at once, each warmed (model loading), then the configurations run in
+        # ABBA order so drifting load on a shared machine hits both alike
+        for kind in args.servers:
+            port = free_port()
+            t0 = time.perf_counter()
+            procs[kind] = start(kind, port, args.batch_size)
+            urls[kind] = f"http://127.0.0.1:{port}/get_reward"
+            post(urls[kind], make_request(reports, 999_999))
+            startup[kind] = time.perf_counter() - t0
+        for n in args.clients:
+            per = max(1, args.requests // n)
+            order = []
+            for rep in range(args.reps):
+                order += args.servers if rep % 2 == 0 else list(reversed(args.servers))
+            for rep, kind in enumerate(order):
+                proc = procs[kind]
                 cpu0, self0 = group_cpu_seconds(proc.pid), time.process_time()
-                row = run_load(url, reports, n, per, seed0=n * 1_000_000)
+                row = run_load(urls[kind], reports, n, per, seed0=n * 1_000_000 + rep * 100_000)
                 row.update(
                     server=kind,
+                    rep=rep,
                     server_cpu_s=group_cpu_seconds(proc.pid) - cpu0,
                     client_cpu_s=time.process_time() - self0,
-                    startup_s=startup,
+                    startup_s=startup[kind],
                 )
                 rows.append(row)
                 print(
@@ -227,7 +241,8 @@ def main() -> None:
                     f"server_cpu={row['server_cpu_s']:.1f}s",
                     flush=True,
                 )
-        finally:
+    finally:
+        for proc in procs.values():
             stop(proc)
     if args.out:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
