@@ -7,6 +7,7 @@ import math
 import subprocess
 import sys
 import warnings
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -322,3 +323,46 @@ def test_lower_is_better_worst_is_the_maximum():
     assert worst_value(Dist(), "d") == 5.0
     assert worst_value(object(), "radcliq_v1") == 3.0 and worst_value(object(), "bleu_4") == 0.0
     assert worst_value(object(), "bertscore_f1") is None  # bert-score's own empty rule is the floor
+
+
+class AsyncJudge(MeanMetric):
+    """A judge-like metric with ``async def ascore`` (how endpoint-backed judges plug in)."""
+
+    name = "fake_judge"
+    keys = ("judge",)
+    awaited: list[int] = []
+
+    def settings(self):
+        return {"impl": "test"}
+
+    def values(self, hyps, refs, images=None):
+        raise AssertionError("the async reward must await ascore, not call the sync path")
+
+    async def ascore(self, hyps, refs, images=None):
+        import asyncio
+        import threading
+
+        AsyncJudge.awaited.append(threading.get_ident())
+        await asyncio.sleep(0)
+        vals = np.array([math.nan if h == "NAN" else len(h) / 10 for h in hyps])
+        return SimpleNamespace(sample={"judge": vals})
+
+
+def test_async_reward_awaits_the_metric_ascore_on_the_callers_loop():
+    import asyncio
+    import threading
+
+    from trl.trainer.utils import is_async_callable
+
+    register(MetricSpec("fake_judge", f"{__name__}:AsyncJudge", ("judge",), "test"), replace=True)
+    rtrl.clear_caches()
+    AsyncJudge.awaited.clear()
+    try:
+        f = R.make_reward("fake_judge", asynchronous=True, empty=-1.0)
+        assert is_async_callable(f)
+        out = asyncio.run(f(completions=["abcd", "", "NAN", "abcd"], ground_truth=["r", "r", "r", None]))
+        assert out == [pytest.approx(0.4), -1.0, None, None]  # empty -> empty value; NaN/no reference -> None
+        assert AsyncJudge.awaited == [threading.get_ident()]  # one awaited call, distinct pairs, this thread
+    finally:
+        _REGISTRY.pop("fake_judge", None)
+        rtrl.clear_caches()
