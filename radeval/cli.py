@@ -67,6 +67,7 @@ def _mount_optional() -> None:
         ("radeval.commands.bench_human", "human", "bench", "human"),
         ("radeval.commands.data", "data_app", "group", "data"),
         ("radeval.commands.cider_df", "cider_df", "command", "cider-df"),
+        ("radeval.commands.serve", "serve_app", "group", "serve"),
     ):
         try:
             mod = importlib.import_module(module)

@@ -91,11 +91,11 @@ def test_box_reward_contract():
     boxes = [[list(A)], [list(A), list(B)], [list(A)], "[0.1, 0.1, 0.3, 0.3]"]
     assert box_ap50_reward.__name__ == "radeval_box_ap50"
     assert box_ap50_reward(prompts=[""] * 4, completions=comps, boxes=boxes) == pytest.approx([0.5, 1.0, 0.0, 1.0])
-    # a single box given flat, numpy arrays, unusable references
+    # a single box given flat, numpy arrays, an unusable reference (unscored: None)
     assert box_ap50_reward(completions=[fmt(A), fmt(A), fmt(A)], boxes=[list(A), np.array([A]), [["x"]]]) == [
         1.0,
         1.0,
-        0.0,
+        None,
     ]
 
 
@@ -156,7 +156,10 @@ def test_radcliq_reward_wrapper(fake_radcliq):
         completions=["<report>two words</report>", "", "<report> </report>", "FAIL now", "NAN"],
         ground_truth=["ref"] * 5,
     )
-    assert out == pytest.approx([-0.2, -3.0, -3.0, -3.0, -3.0])
+    # empty -> RadVLM's -3 without scoring; a failed or non-finite pair is unscored (None)
+    assert out[:3] == pytest.approx([-0.2, -3.0, -3.0]) and out[3:] == [None, None]
+    strict = make_radcliq_reward(on_error=-3.0)  # RadVLM-GRPO's exact rule
+    assert strict(completions=["FAIL now", "NAN"], ground_truth=["r", "r"]) == [-3.0, -3.0]
 
 
 def test_radcliq_module_reward_and_direction_warning(fake_radcliq):

@@ -21,7 +21,10 @@ HYPS = ["<report>The heart size is normal. No pleural effusion.</report>", "Hear
 
 
 def expected_bleu4(hyps):
-    return Bleu().score([R.extract_report(h) for h in hyps], [REF] * len(hyps)).sample["bleu_4"]
+    # rewards score an empty report at the key's worst value (0), not by the package's rule
+    texts = [R.extract_report(h) for h in hyps]
+    vals = Bleu().score(texts, [REF] * len(hyps)).sample["bleu_4"]
+    return np.where([bool(t) for t in texts], vals, 0.0)
 
 
 # ----- verl --------------------------------------------------------------------------------------------

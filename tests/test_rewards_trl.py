@@ -7,6 +7,7 @@ import math
 import subprocess
 import sys
 import warnings
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -286,3 +287,82 @@ def test_integer_on_error_still_returns_floats():
     f = R.make_reward("rouge_l", on_error=0)
     out = f(completions=["a"], ground_truth=[None])
     assert out == [0.0] and isinstance(out[0], float)
+
+
+# ----- empty completions (issue 18) ---------------------------------------------------------------
+
+
+def test_empty_completion_scores_the_worst_value_and_the_signature_says_so():
+    from radeval import get_metric
+
+    normal = "No acute cardiopulmonary process."
+    evaluator = get_metric("chexpert_rules").score(["", "   "], [normal, normal]).sample["chexpert_rules_f1_sample"]
+    assert list(evaluator) == [1.0, 1.0]  # the package's rule: nothing vs no finding agrees
+    reward = R.make_reward("chexpert_rules_f1_sample")
+    assert reward(completions=["", "<report>  </report>", "   "], ground_truth=[normal] * 3) == [0.0, 0.0, 0.0]
+    package = R.make_reward("chexpert_rules_f1_sample", empty="metric", name="cx_pkg")
+    assert package(completions=[""], ground_truth=[normal]) == [1.0]
+    fixed = R.make_reward("bleu_4", empty=-1.0, name="b4_fixed")
+    assert fixed(completions=[""], ground_truth=[normal]) == [-1.0]
+    assert reward.signature.endswith("|key:chexpert_rules_f1_sample|empty:worst=0")
+    assert package.signature.endswith("|empty:metric") and "empty:-1" in fixed.signature
+    assert reward.signature.startswith(get_metric("chexpert_rules").signature)
+    with pytest.raises(ConfigError, match="empty"):
+        R.make_reward("bleu_4", empty="best")
+
+
+def test_lower_is_better_worst_is_the_maximum():
+    from radeval.rewards.empty import worst_value
+
+    class Dist:
+        value_ranges = {"d": (0.0, 5.0)}
+
+        def higher_is_better(self, key):
+            return False
+
+    assert worst_value(Dist(), "d") == 5.0
+    assert worst_value(object(), "radcliq_v1") == 3.0 and worst_value(object(), "bleu_4") == 0.0
+    assert worst_value(object(), "bertscore_f1") is None  # bert-score's own empty rule is the floor
+
+
+class AsyncJudge(MeanMetric):
+    """A judge-like metric with ``async def ascore`` (how endpoint-backed judges plug in)."""
+
+    name = "fake_judge"
+    keys = ("judge",)
+    awaited: list[int] = []
+
+    def settings(self):
+        return {"impl": "test"}
+
+    def values(self, hyps, refs, images=None):
+        raise AssertionError("the async reward must await ascore, not call the sync path")
+
+    async def ascore(self, hyps, refs, images=None):
+        import asyncio
+        import threading
+
+        AsyncJudge.awaited.append(threading.get_ident())
+        await asyncio.sleep(0)
+        vals = np.array([math.nan if h == "NAN" else len(h) / 10 for h in hyps])
+        return SimpleNamespace(sample={"judge": vals})
+
+
+def test_async_reward_awaits_the_metric_ascore_on_the_callers_loop():
+    import asyncio
+    import threading
+
+    from trl.trainer.utils import is_async_callable
+
+    register(MetricSpec("fake_judge", f"{__name__}:AsyncJudge", ("judge",), "test"), replace=True)
+    rtrl.clear_caches()
+    AsyncJudge.awaited.clear()
+    try:
+        f = R.make_reward("fake_judge", asynchronous=True, empty=-1.0)
+        assert is_async_callable(f)
+        out = asyncio.run(f(completions=["abcd", "", "NAN", "abcd"], ground_truth=["r", "r", "r", None]))
+        assert out == [pytest.approx(0.4), -1.0, None, None]  # empty -> empty value; NaN/no reference -> None
+        assert AsyncJudge.awaited == [threading.get_ident()]  # one awaited call, distinct pairs, this thread
+    finally:
+        _REGISTRY.pop("fake_judge", None)
+        rtrl.clear_caches()

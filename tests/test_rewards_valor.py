@@ -97,9 +97,25 @@ def test_eq7_all_equal_and_single():
     assert visual_rank_reward([]).size == 0
 
 
-def test_eq7_nonfinite_ranks_last():
-    np.testing.assert_allclose(visual_rank_reward([0.2, math.nan, 0.5]), [0.5, 0.0, 1.0])
-    np.testing.assert_allclose(average_ranks([math.nan, 1.0, math.nan]), [2.5, 1.0, 2.5])
+def test_eq7_unscored_stay_unscored_and_are_not_counted():
+    # G' = 2 scored members: ranks 2 and 1 -> 0 and 1; the unscored one stays NaN (not rank last)
+    np.testing.assert_allclose(visual_rank_reward([0.2, math.nan, 0.5]), [0.0, math.nan, 1.0])
+    np.testing.assert_allclose(visual_rank_reward([0.2, None, None]), [0.5, math.nan, math.nan])
+    np.testing.assert_allclose(average_ranks([math.nan, 1.0, None]), [math.nan, 1.0, math.nan])
+
+
+def test_ranknorm_gives_unscored_a_neutral_advantage():
+    # the README/closing-note example: G = 4, one unscored member
+    np.testing.assert_allclose(rank_norm([0.9, None, 0.1, 0.5]), [1.0, 0.0, -1.0, 0.0])
+    np.testing.assert_allclose(rank_norm([0.9, math.nan, math.inf, 0.5]), [1.0, 0.0, 0.0, -1.0])
+    np.testing.assert_allclose(rank_norm([None, None, None]), [0.0, 0.0, 0.0])
+    np.testing.assert_allclose(rank_norm([None, 0.4]), [0.0, 0.0])
+    # per_group and valor_advantages carry None through whole batches
+    adv = per_group(rank_norm, [1.0, None, 2.0, 3.0, None, None], 3)
+    np.testing.assert_allclose(adv, [-1.0, 0.0, 1.0, 0.0, 0.0, 0.0])
+    # stage visual: an unscored similarity makes that member unscored in R_vis -> advantage 0
+    adv = valor_advantages([0.5, 0.5, 0.5], [0.9, None, 0.1], group_size=3, lambda_vis=0.5)
+    np.testing.assert_allclose(adv, [1.0, 0.0, -1.0])
 
 
 # ----- Eq. 8 -----------------------------------------------------------------------------------------
@@ -271,3 +287,41 @@ def test_composite_shares_pair_scoring(fake_metric):
     assert len(fake_metric.calls) == 1 and len(fake_metric.calls[0][0]) == 2
     make_clin_reward(fake_config())(completions=comps, ground_truth=["r"] * 8)
     assert len(fake_metric.calls) == 1
+
+
+def test_text_reward_counts_its_own_calls_without_trainer_state(fake_metric):
+    # TRL's async rollout process passes no trainer_state: k = ceil(calls / calls_per_step)
+    cfg = fake_config(lambda_cx=1.0, lambda_rg=0.0, lambda_clin=1.0, k_clin=2, calls_per_step=2)
+    f = make_text_reward(cfg)
+    r_ver = 0.5 * (0.2 + 0.4) + 0.5 * 0.6
+    got = [f(completions=["0.2,0.4,0.6"], ground_truth=["r"])[0] for _ in range(6)]
+    # calls 1-2 -> k 1, calls 3-4 -> k 2 (clinical), calls 5-6 -> k 3
+    assert got == pytest.approx([r_ver, r_ver, r_ver + 0.2, r_ver + 0.2, r_ver, r_ver])
+    # a global_step column (verl's extra_info) takes precedence over the counter
+    assert f(completions=["0.2,0.4,0.6"], ground_truth=["r"], global_step=[1])[0] == pytest.approx(r_ver + 0.2)
+    # the counter is per process state: a pickled copy starts again at call 1
+    import pickle
+
+    g = pickle.loads(pickle.dumps(f))
+    assert g == f and g(completions=["0.2,0.4,0.6"], ground_truth=["r"])[0] == pytest.approx(r_ver)
+
+
+def test_text_reward_logs_components_through_trl_hooks(fake_metric):
+    f = make_text_reward(fake_config(lambda_cx=1.0, lambda_rg=0.0, k_clin=1))
+    metrics, extra = [], {}
+    f(
+        completions=["0.2,0.4,0.6", "garbage"],
+        ground_truth=["r", "r"],
+        trainer_state=step(0),
+        log_metric=lambda n, v: metrics.append((n, v)),
+        log_extra=lambda c, v: extra.__setitem__(c, v),
+    )
+    names = [n for n, _ in metrics]
+    assert {"valor/r_ver", "valor/r_clin", "valor/clinical_step"} <= set(names)
+    assert extra["valor/r_ver"] == [pytest.approx(0.6), None] and extra["valor/r_clin"] == [pytest.approx(0.2), None]
+    assert valor_format_reward.__name__ == "valor_format"
+
+
+def test_composite_unscored_is_none_by_default(fake_metric):
+    f = make_ver_reward(fake_config())
+    assert f(completions=["garbage", "0.1,0.1,0.1"], ground_truth=["r", "r"])[0] is None

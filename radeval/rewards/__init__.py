@@ -5,6 +5,13 @@
 dotted path: ``trl grpo --reward_funcs radeval.rewards.bleu_4``. They are built on first access
 from the registry, so ``import radeval.rewards`` imports no model code (no torch).
 
+Every reward is an instance of a module-level class (:class:`Reward`: :class:`MetricReward`,
+:class:`AsyncMetricReward`, :class:`ValorReward`, :class:`FormatReward`, :class:`BoxReward`, the
+service client :class:`radeval.rewards.client.RemoteReward`), holding settings only, so it
+pickles (TRL's ``AsyncGRPOTrainer``, multiprocessing, Ray) and a copy scores the same. A pair
+that cannot be scored is ``None``; an empty completion scores the key's worst value
+(``empty="worst"``, :mod:`radeval.rewards.empty`).
+
 * :func:`make_reward` — a reward for any metric/key with options (``radeval.rewards.trl``).
 * :func:`format_reward`, :func:`extract_report` — the ``<report>…</report>`` rule.
 * VALOR (``radeval.rewards.valor``): :class:`ValorConfig`, ``valor_text_reward`` (R_text, Eq. 5),
@@ -15,17 +22,21 @@ from the registry, so ``import radeval.rewards`` imports no model code (no torch
   :func:`make_radcliq_reward` (−RadCliQ-v1, −3 for empty/failed; needs a registered ``radcliq``).
   Rewards for lower-is-better keys return the value as is and warn once: negate with
   ``make_reward(..., transform=lambda v: -v)``.
-* Other trainers: ``radeval.rewards.verl`` (verl's ``compute_score``) and
-  ``radeval.rewards.server`` (OpenRLHF's remote reward URL).
+* Other trainers: ``radeval.rewards.verl`` (verl's ``compute_score``, and
+  ``compute_score_remote`` for its async reward loop) and the reward service
+  (``radeval serve rewards start``, :mod:`radeval.rewards.service`: OpenRLHF's ``/get_reward``,
+  verl and the async TRL client :class:`radeval.rewards.client.RemoteReward`).
 """
 
 from __future__ import annotations
 
-from radeval.rewards.boxes import box_ap50_reward, make_box_reward, make_radcliq_reward
-from radeval.rewards.extract import extract_report, format_reward, is_well_formed
-from radeval.rewards.trl import make_reward
+from radeval.rewards.base import AsyncReward, Reward
+from radeval.rewards.boxes import BoxReward, box_ap50_reward, make_box_reward, make_radcliq_reward
+from radeval.rewards.extract import FormatReward, extract_report, format_reward, is_well_formed
+from radeval.rewards.trl import AsyncMetricReward, MetricReward, make_reward
 from radeval.rewards.valor import (
     ValorConfig,
+    ValorReward,
     make_clin_reward,
     make_text_reward,
     make_valor_rewards,
@@ -38,7 +49,14 @@ from radeval.rewards.valor import (
 )
 
 __all__ = [
+    "AsyncMetricReward",
+    "AsyncReward",
+    "BoxReward",
+    "FormatReward",
+    "MetricReward",
+    "Reward",
     "ValorConfig",
+    "ValorReward",
     "box_ap50_reward",
     "extract_report",
     "format_reward",
@@ -58,9 +76,6 @@ __all__ = [
 ]
 
 
-_RADCLIQ = None
-
-
 def __getattr__(name: str):
     if name.startswith("_"):
         raise AttributeError(name)
@@ -70,10 +85,7 @@ def __getattr__(name: str):
     if name in ("valor_text_reward", "valor_ver_reward", "valor_clin_reward"):
         return getattr(valor, name)
     if name == "radvlm_radcliq_reward":  # needs a registered "radcliq" metric
-        global _RADCLIQ
-        if _RADCLIQ is None:
-            _RADCLIQ = make_radcliq_reward()
-        return _RADCLIQ
+        return make_radcliq_reward()  # settings only: building one is cheap, and equal each time
     try:
         return default_reward(name)
     except AttributeError:

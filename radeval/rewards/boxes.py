@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from radeval.errors import ConfigError
+from radeval.rewards.base import Reward
 from radeval.rewards.extract import completion_text
 
 _NUM = r"(\d+(?:\.\d*)?|\.\d+)"
@@ -139,15 +140,84 @@ def _image_size(kwargs: dict[str, Any], size_column: str, i: int) -> tuple[float
         return None
 
 
+class BoxReward(Reward):
+    """Per-sample AP at ``threshold`` of the boxes written in each completion (picklable).
+
+    A row whose reference boxes or image size are unusable is unscored (``on_error``, default
+    ``None``). An empty completion writes no box and scores 0 — AP's own rule, which is also
+    its worst value.
+    """
+
+    def __init__(
+        self,
+        *,
+        reference_column: str = "boxes",
+        pred_format: str = "normalized",
+        size_column: str = "image_size",
+        threshold: float = IOU_THRESHOLD,
+        on_error: float | None = None,
+        name: str = "radeval_box_ap50",
+    ):
+        if pred_format not in ("normalized", "pixel"):
+            raise ConfigError(f"pred_format must be 'normalized' or 'pixel', got {pred_format!r}")
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 < threshold <= 1:
+            raise ConfigError(f"IoU threshold must be in (0, 1], got {threshold!r}")
+        if on_error is not None and (
+            isinstance(on_error, bool) or not isinstance(on_error, (int, float)) or not math.isfinite(on_error)
+        ):
+            raise ConfigError(f"on_error must be a finite number or None, got {on_error!r}")
+        super().__init__(name)
+        self.reference_column = reference_column
+        self.pred_format = pred_format
+        self.size_column = size_column
+        self.threshold = float(threshold)
+        self.on_error = None if on_error is None else float(on_error)
+
+    def __call__(
+        self,
+        prompts: Sequence[Any] | None = None,
+        completions: Sequence[Any] = (),
+        completion_ids: Sequence[Any] | None = None,
+        **kwargs: Any,
+    ) -> list[float | None]:
+        from radeval.rewards.trl import references
+
+        n = len(completions)
+        if n == 0:
+            return []
+        references(kwargs, self.reference_column, n)  # same error as other rewards if the column is absent
+        col = kwargs[self.reference_column]
+        out: list[float | None] = []
+        for i, c in enumerate(completions):
+            try:
+                ref = _reference_boxes(col[i])
+                if ref is None:
+                    out.append(self.on_error)
+                    continue
+                pred = parse_boxes(completion_text(c))
+                if self.pred_format == "pixel" and pred:
+                    size = _image_size(kwargs, self.size_column, i)
+                    if size is None:
+                        out.append(self.on_error)
+                        continue
+                    w, h = size
+                    pred = [(b[0] / w, b[1] / h, b[2] / w, b[3] / h) for b in pred]
+                v = average_precision(pred, ref, self.threshold)
+                out.append(v if math.isfinite(v) else self.on_error)
+            except Exception:
+                out.append(self.on_error)
+        return out
+
+
 def make_box_reward(
     *,
     reference_column: str = "boxes",
     pred_format: str = "normalized",
     size_column: str = "image_size",
     threshold: float = IOU_THRESHOLD,
-    on_error: float = 0.0,
+    on_error: float | None = None,
     name: str = "radeval_box_ap50",
-):
+) -> BoxReward:
     """TRL reward: per-sample AP at ``threshold`` of the boxes written in each completion.
 
     Args:
@@ -156,54 +226,17 @@ def make_box_reward(
             size from ``size_column`` or from the PIL image; no size → ``on_error``).
         size_column: column with ``(width, height)`` per row, for ``pred_format="pixel"``.
         threshold: IoU threshold (0.5: AP@0.5).
-        on_error: value when a row's reference or image size is unusable.
+        on_error: value when a row's reference or image size is unusable (None: unscored).
         name: the reward's ``__name__``.
     """
-    if pred_format not in ("normalized", "pixel"):
-        raise ConfigError(f"pred_format must be 'normalized' or 'pixel', got {pred_format!r}")
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 < threshold <= 1:
-        raise ConfigError(f"IoU threshold must be in (0, 1], got {threshold!r}")
-    if isinstance(on_error, bool) or not isinstance(on_error, (int, float)) or not math.isfinite(on_error):
-        raise ConfigError(f"on_error must be a finite number, got {on_error!r}")
-
-    def reward(
-        prompts: Sequence[Any] | None = None,
-        completions: Sequence[Any] = (),
-        completion_ids: Sequence[Any] | None = None,
-        **kwargs: Any,
-    ) -> list[float]:
-        from radeval.rewards.trl import references
-
-        n = len(completions)
-        if n == 0:
-            return []
-        references(kwargs, reference_column, n)  # same error as other rewards if the column is absent
-        col = kwargs[reference_column]
-        out = []
-        for i, c in enumerate(completions):
-            try:
-                ref = _reference_boxes(col[i])
-                if ref is None:
-                    out.append(float(on_error))
-                    continue
-                pred = parse_boxes(completion_text(c))
-                if pred_format == "pixel" and pred:
-                    size = _image_size(kwargs, size_column, i)
-                    if size is None:
-                        out.append(float(on_error))
-                        continue
-                    w, h = size
-                    pred = [(b[0] / w, b[1] / h, b[2] / w, b[3] / h) for b in pred]
-                v = average_precision(pred, ref, threshold)
-                out.append(v if math.isfinite(v) else float(on_error))
-            except Exception:
-                out.append(float(on_error))
-        return out
-
-    reward.__name__ = name
-    reward.__qualname__ = name
-    reward.reference_column = reference_column  # type: ignore[attr-defined]
-    return reward
+    return BoxReward(
+        reference_column=reference_column,
+        pred_format=pred_format,
+        size_column=size_column,
+        threshold=threshold,
+        on_error=on_error,
+        name=name,
+    )
 
 
 box_ap50_reward = make_box_reward()
@@ -218,14 +251,17 @@ def make_radcliq_reward(
     *,
     reference_column: str = "ground_truth",
     failed_value: float = RADCLIQ_FAILED,
+    on_error: float | None = None,
     metric_options: dict[str, Any] | None = None,
     name: str = "radeval_neg_radcliq",
 ):
-    """RadVLM-GRPO's report reward: −RadCliQ-v1 (a distance, lower is better), −3 when empty/failed.
+    """RadVLM-GRPO's report reward: −RadCliQ-v1 (a distance, lower is better), −3 when empty.
 
-    Plugs into whatever metric is registered as ``metric_name`` (the RadCliQ-v1 metric of the
-    clinical-metrics issue); an empty extracted report scores ``failed_value`` without scoring,
-    and so does a pair whose scoring fails or is non-finite.
+    Plugs into whatever metric is registered as ``metric_name``. An empty extracted report scores
+    ``failed_value`` without scoring (RadVLM-GRPO's rule; it equals ``empty="worst"`` under our
+    RadCliQ worst value of 3). A pair whose scoring fails or is non-finite is unscored
+    (``on_error``, default ``None``); pass ``on_error=-3.0`` for RadVLM-GRPO's exact rule.
+    Returns a picklable :class:`radeval.rewards.trl.MetricReward` (``transform="neg"``).
     """
     from radeval.rewards.trl import make_reward
 
@@ -234,12 +270,8 @@ def make_radcliq_reward(
         key,
         reference_column=reference_column,
         metric_options=metric_options,
-        on_error=failed_value,
-        on_empty=failed_value,
-        transform=_negate,
+        on_error=on_error,
+        empty=failed_value,
+        transform="neg",
         name=name,
     )
-
-
-def _negate(v: float) -> float:
-    return -v

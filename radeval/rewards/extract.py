@@ -23,6 +23,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from radeval.rewards.base import Reward, log_metric
+
 OPEN_TAG = "<report>"
 CLOSE_TAG = "</report>"
 
@@ -81,29 +83,38 @@ def is_well_formed(completion: Any) -> bool:
     return span is not None and span.strip() != ""
 
 
-def format_reward(
-    prompts: Sequence[Any] | None = None,
-    completions: Sequence[Any] = (),
-    completion_ids: Sequence[Any] | None = None,
-    **kwargs: Any,
-) -> list[float]:
-    """1.0 for a completion with exactly one well-formed ``<report>…</report>`` span, else 0.0.
+def format_scores(completions: Sequence[Any]) -> list[float]:
+    """1.0 for each completion with exactly one well-formed ``<report>…</report>`` span, else 0.0."""
+    return [1.0 if is_well_formed(c) else 0.0 for c in completions]
 
-    Args:
-        prompts: ignored (TRL passes them).
-        completions: strings or conversational message lists.
-        completion_ids: ignored.
-        **kwargs: other dataset columns and trainer extras, ignored.
 
-    Returns:
-        One float per completion.
+class FormatReward(Reward):
+    """The format reward as a picklable TRL reward: 1.0 for a completion with exactly one
+    well-formed ``<report>…</report>`` span, else 0.0.
+
+    With TRL's ``log_metric`` it also logs the batch's well-formed share as
+    ``<name>/well_formed``.
 
     Example:
         >>> format_reward(completions=["<report>No acute findings.</report>", "No tags"])
         [1.0, 0.0]
     """
-    return [1.0 if is_well_formed(c) else 0.0 for c in completions]
+
+    def __init__(self, name: str = "radeval_format"):
+        super().__init__(name)
+
+    def __call__(
+        self,
+        prompts: Sequence[Any] | None = None,
+        completions: Sequence[Any] = (),
+        completion_ids: Sequence[Any] | None = None,
+        **kwargs: Any,
+    ) -> list[float]:
+        out = format_scores(completions)
+        if out:
+            log_metric(kwargs, f"{self.__name__}/well_formed", sum(out) / len(out))
+        return out
 
 
-# TRL logs a reward under its __name__; keep __qualname__ so the function still pickles by name
-format_reward.__name__ = "radeval_format"
+#: the format reward (``__name__`` ``radeval_format``)
+format_reward = FormatReward("radeval_format")

@@ -1,4 +1,11 @@
-"""A small HTTP reward server for trainers that call a remote reward model (OpenRLHF).
+"""RETIRED: the old standard-library reward server, kept only as the load test's baseline.
+
+Use the reward service instead (``radeval serve rewards start``, :mod:`radeval.rewards.service`):
+it batches concurrent requests, answers ``None`` per unscored sample, bounds requests and
+requires a token beyond loopback. This module scores one request at a time under a global lock
+(``benchmarks/reward_service_load.py`` measures the difference).
+
+A small HTTP reward server for trainers that call a remote reward model (OpenRLHF).
 
 OpenRLHF (``--remote_rm_url http://host:port/get_reward``) POSTs JSON::
 
@@ -148,6 +155,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=5000)
     args = ap.parse_args(argv)
+    import warnings
+
+    warnings.warn(
+        "radeval.rewards.server is retired (kept as the load-test baseline): use `radeval serve rewards start`",
+        FutureWarning,
+        stacklevel=2,
+    )
     server = make_server([parse_reward_spec(s) for s in args.reward], args.host, args.port)
     print(f"radeval reward server on http://{args.host}:{server.server_address[1]}/get_reward")
     try:

@@ -20,9 +20,17 @@ What a reward does with a batch:
    sets, and none on later epochs. Per-pair caching assumes per-sample values do not depend on
    the rest of the batch, which every registered metric guarantees (no batch IDF).
 4. never raises on odd completions and never returns NaN: a pair whose scoring fails or gives a
-   non-finite value gets ``on_error`` (default 0.0; ``None`` lets TRL treat it as missing). The
-   first failure of each kind is reported with :func:`warnings.warn`; failure counts go to TRL's
-   ``log_metric`` as ``radeval/errors/<reward name>``.
+   non-finite value gets ``on_error``, default ``None`` (unscored: TRL leaves it out of the
+   weighted sum, and the rank steps of :mod:`radeval.rewards.valor` give it a neutral
+   advantage; 0.0 would rank it last). The first failure of each kind is reported with
+   :func:`warnings.warn`; failure counts go to TRL's ``log_metric`` as
+   ``radeval/errors/<reward name>``.
+5. an empty or whitespace-only report scores the key's worst value (``empty="worst"``, the
+   reward default; :mod:`radeval.rewards.empty`), not the package's rule, so saying nothing
+   never pays.
+
+Rewards are instances of :class:`MetricReward` (a module-level class, :mod:`radeval.rewards.base`):
+they pickle, and a copy scores the same.
 
 Setup mistakes are not "odd completions" and do raise, with a message: an unknown metric or key
 (:class:`~radeval.errors.ConfigError` when the reward is built), a metric that cannot load
@@ -33,6 +41,7 @@ does not match the completions (:class:`~radeval.errors.InputError`).
 from __future__ import annotations
 
 import hashlib
+import inspect
 import math
 import threading
 import warnings
@@ -43,6 +52,8 @@ from typing import Any
 import numpy as np
 
 from radeval.errors import ConfigError, InputError
+from radeval.rewards.base import AsyncReward, Reward
+from radeval.rewards.empty import WORST, check_empty, empty_tag, resolve_empty
 from radeval.rewards.extract import extract_report
 
 # ----- process-wide metric instances and per-pair value cache ------------------------------------
@@ -253,13 +264,25 @@ def images_from(kwargs: dict[str, Any], n: int) -> list[Any] | None:
     return out
 
 
-def current_step(kwargs: dict[str, Any], offset: int = 0) -> int:
-    """k: the 1-based optimizer step being formed (``trainer_state.global_step + 1``) + offset."""
+def step_from(kwargs: dict[str, Any]) -> int | None:
+    """TRL's ``trainer_state.global_step``, else a ``global_step`` column/value, else None."""
     state = kwargs.get("trainer_state")
     step = getattr(state, "global_step", None)
-    if not isinstance(step, (int, np.integer)) or isinstance(step, bool):
-        step = 0
-    return int(step) + 1 + int(offset)
+    if isinstance(step, (int, np.integer)) and not isinstance(step, bool):
+        return int(step)
+    col = kwargs.get("global_step")
+    if isinstance(col, (list, tuple)):
+        ints = [int(v) for v in col if isinstance(v, (int, np.integer)) and not isinstance(v, bool)]
+        return max(ints) if ints else None
+    if isinstance(col, (int, np.integer)) and not isinstance(col, bool):
+        return int(col)
+    return None
+
+
+def current_step(kwargs: dict[str, Any], offset: int = 0) -> int:
+    """k: the 1-based optimizer step being formed (``global_step + 1``) + offset; 1 + offset if unknown."""
+    step = step_from(kwargs)
+    return (0 if step is None else step) + 1 + int(offset)
 
 
 def _log(kwargs: dict[str, Any], name: str, value: float) -> None:
@@ -314,18 +337,212 @@ def _options_suffix(options: dict[str, Any] | None) -> str:
     return "__" + "__".join(parts)
 
 
+def _check_transform(transform: Any) -> Any:
+    if transform is None or transform in TRANSFORMS:
+        return transform
+    if callable(transform):
+        return transform  # must be picklable (module-level) for the reward to pickle
+    raise ConfigError(f"transform must be None, one of {sorted(TRANSFORMS)} or a callable, got {transform!r}")
+
+
+def negate(v: float) -> float:
+    """``-v``: the transform for distances (module-level, so rewards using it pickle)."""
+    return -v
+
+
+#: named transforms (picklable by name)
+TRANSFORMS: dict[str, Callable[[float], float]] = {"neg": negate}
+
+
+def _apply(transform: Any, v: float) -> float:
+    fn = TRANSFORMS[transform] if isinstance(transform, str) else transform
+    return fn(v)
+
+
+class MetricReward(Reward):
+    """One key of a registered metric as a TRL reward (built by :func:`make_reward`).
+
+    Holds settings only (metric name, key, options, column, ``on_error``, ``empty``,
+    ``transform``, name); the metric object is looked up per process through
+    :func:`shared_metric`, so the reward pickles and a copy scores identically.
+    """
+
+    def __init__(
+        self,
+        metric_name: str,
+        key: str,
+        *,
+        reference_column: str = "ground_truth",
+        metric_options: dict[str, Any] | None = None,
+        on_error: float | None = None,
+        empty: str | float = WORST,
+        transform: Any = None,
+        name: str | None = None,
+    ):
+        options = dict(metric_options or {})
+        super().__init__(name or f"radeval_{key}{_options_suffix(options)}")
+        self.metric_name = metric_name
+        self.key = key
+        self.reference_column = reference_column
+        self.metric_options = options
+        self.on_error = on_error
+        self.empty = empty
+        self.transform = transform
+
+    # -- per-process ---------------------------------------------------------------------------
+    def metric(self):
+        return shared_metric(self.metric_name, self.metric_options)
+
+    @property
+    def signature(self) -> str:
+        """The metric's signature plus the reward's own settings (key, empty rule, transform)."""
+        metric = self.metric()
+        parts = [metric.signature, f"key:{self.key}", empty_tag(self.empty, metric, self.key)]
+        if self.transform is not None:
+            parts.append(
+                f"transform:{self.transform if isinstance(self.transform, str) else getattr(self.transform, '__name__', 'custom')}"
+            )
+        return "|".join(parts)
+
+    def _empty_value(self, metric) -> float | None:
+        v = resolve_empty(self.empty, metric, self.key)
+        if v is not None and self.transform is not None and self.empty == WORST:
+            v = _apply(self.transform, v)  # the worst metric value, expressed as the reward
+        return v
+
+    def score(self, completions: Sequence[Any], kwargs: dict[str, Any]) -> list[float | None]:
+        """Values for a batch (the body of ``__call__``; also used by the async variant)."""
+        n = len(completions)
+        if n == 0:
+            return []
+        refs = references(kwargs, self.reference_column, n)
+        hyps = [extract_report(c) for c in completions]
+        out: list[float | None] = [self.on_error] * n
+        idx = [i for i in range(n) if refs[i] is not None]
+        if not idx:
+            return out
+        metric = self.metric()
+        if self.transform is None and not _higher_is_better(metric, self.key):
+            _warn_direction(self.__name__, self.key)
+        empty_value = self._empty_value(metric)
+        todo = []
+        for i in idx:
+            if empty_value is not None and not hyps[i]:
+                out[i] = empty_value
+            else:
+                todo.append(i)
+        if not todo:
+            return out
+        imgs = images_from(kwargs, n) if getattr(metric, "needs_images", False) else None
+        values, failures = score_pairs(
+            metric,
+            [hyps[i] for i in todo],
+            [refs[i] for i in todo],
+            None if imgs is None else [imgs[i] for i in todo],
+            reward_name=self.__name__,
+        )
+        bad = failures
+        for j, i in enumerate(todo):
+            v = values[j]
+            val = None if v is None else v.get(self.key)
+            if val is not None and self.transform is not None:
+                try:
+                    val = _apply(self.transform, val)
+                except Exception:
+                    val = None
+            fin = finite_or(val, None)
+            if fin is None:
+                if v is not None:
+                    bad += 1
+                out[i] = self.on_error
+            else:
+                out[i] = fin
+        if bad:
+            _log(kwargs, f"radeval/errors/{self.__name__}", bad)
+        return out
+
+    def __call__(
+        self,
+        prompts: Sequence[Any] | None = None,
+        completions: Sequence[Any] = (),
+        completion_ids: Sequence[Any] | None = None,
+        **kwargs: Any,
+    ) -> list[float | None]:
+        return self.score(completions, kwargs)
+
+
+class AsyncMetricReward(MetricReward, AsyncReward):
+    """:class:`MetricReward` with ``async def __call__`` for metrics that wait on I/O.
+
+    When the metric has ``async def ascore(hyps, refs, images)`` (an endpoint-backed judge),
+    it is awaited on the caller's loop; otherwise the sync scoring runs in a worker thread
+    (``asyncio.to_thread``) so the loop stays free. Values equal the sync reward's.
+    """
+
+    async def __call__(  # type: ignore[override]
+        self,
+        prompts: Sequence[Any] | None = None,
+        completions: Sequence[Any] = (),
+        completion_ids: Sequence[Any] | None = None,
+        **kwargs: Any,
+    ) -> list[float | None]:
+        import asyncio
+
+        metric = self.metric()
+        if inspect.iscoroutinefunction(getattr(metric, "ascore", None)):
+            return await self._ascore(metric, completions, kwargs)
+        return await asyncio.to_thread(self.score, completions, kwargs)
+
+    async def _ascore(self, metric, completions, kwargs) -> list[float | None]:
+        # same rules as score(), with the metric awaited on the distinct, non-empty pairs
+        n = len(completions)
+        if n == 0:
+            return []
+        refs = references(kwargs, self.reference_column, n)
+        hyps = [extract_report(c) for c in completions]
+        out: list[float | None] = [self.on_error] * n
+        empty_value = self._empty_value(metric)
+        todo = [i for i in range(n) if refs[i] is not None and not (empty_value is not None and not hyps[i])]
+        for i in range(n):
+            if refs[i] is not None and empty_value is not None and not hyps[i]:
+                out[i] = empty_value
+        pairs = sorted({(hyps[i], refs[i]) for i in todo})
+        if not pairs:
+            return out
+        imgs = images_from(kwargs, n) if getattr(metric, "needs_images", False) else None
+        try:
+            result = await metric.ascore([p[0] for p in pairs], [p[1] for p in pairs], None)
+            col = np.asarray(result.sample[self.key], dtype=np.float64)
+            got = {p: float(col[j]) for j, p in enumerate(pairs)}
+        except Exception as exc:
+            _warn_once(self.__name__, exc)
+            got = {}
+        del imgs  # async metrics are text-only judges today
+        for i in todo:
+            val = got.get((hyps[i], refs[i]))
+            if val is not None and self.transform is not None:
+                try:
+                    val = _apply(self.transform, val)
+                except Exception:
+                    val = None
+            out[i] = finite_or(val, self.on_error)
+        return out
+
+
 def make_reward(
     metric_name: str,
     key: str | None = None,
     *,
     reference_column: str = "ground_truth",
     metric_options: dict[str, Any] | None = None,
-    on_error: float | None = 0.0,
+    on_error: float | None = None,
+    empty: str | float = WORST,
     on_empty: float | None = None,
-    transform: Callable[[float], float] | None = None,
+    transform: Any = None,
     name: str | None = None,
-) -> Callable[..., list[float | None]]:
-    """A TRL reward function scoring completions with one key of a registered metric.
+    asynchronous: bool = False,
+) -> MetricReward:
+    """A TRL reward scoring completions with one key of a registered metric.
 
     Args:
         metric_name: registry name (``"bleu"``) or a key name that belongs to one metric
@@ -333,14 +550,20 @@ def make_reward(
         key: the metric key to return (required when the metric has several).
         reference_column: dataset column with the reference report.
         metric_options: options for :func:`radeval.get_metric` (e.g. ``{"tokenize": "whitespace"}``).
-        on_error: value for a pair whose scoring fails or is non-finite (``None``: missing).
-        on_empty: if set, the value for a completion whose extracted report is blank, without
-            scoring it (RadVLM-GRPO's RadCliQ reward uses −3).
-        transform: applied to each metric value (e.g. ``lambda v: -v`` for a distance).
+        on_error: value for a pair whose scoring fails or is non-finite; default ``None``
+            (unscored: TRL leaves it out of the sum, the rank steps give it a neutral advantage).
+        empty: an empty/whitespace completion's value: ``"worst"`` (default: the key's worst
+            value), ``"metric"`` (the reference package's rule) or a number
+            (:mod:`radeval.rewards.empty`).
+        on_empty: older spelling of ``empty=<number>``.
+        transform: applied to each metric value: ``"neg"`` (for a distance) or a module-level
+            function (a lambda works in-process but does not pickle).
         name: ``__name__`` of the reward; default ``radeval_<key>`` (+ the options, if any).
+        asynchronous: return an :class:`AsyncMetricReward` (``async def __call__``).
 
     Returns:
-        ``f(prompts, completions, completion_ids=None, **kwargs) -> list[float | None]``.
+        A picklable callable ``f(prompts, completions, completion_ids=None, **kwargs) ->
+        list[float | None]``.
 
     Example:
         >>> f = make_reward("bleu", "bleu_4")
@@ -348,74 +571,24 @@ def make_reward(
         'radeval_bleu_4'
     """
     metric_name, key = resolve_key(metric_name, key)
-    if on_error is not None and not (isinstance(on_error, (int, float)) and math.isfinite(on_error)):
+    if on_error is not None and (
+        isinstance(on_error, bool) or not (isinstance(on_error, (int, float)) and math.isfinite(on_error))
+    ):
         raise ConfigError(f"on_error must be a finite number or None, got {on_error!r}")
-    if on_empty is not None and not (isinstance(on_empty, (int, float)) and math.isfinite(on_empty)):
-        raise ConfigError(f"on_empty must be a finite number or None, got {on_empty!r}")
-    on_error = None if on_error is None else float(on_error)
-    options = dict(metric_options or {})
-    reward_name = name or f"radeval_{key}{_options_suffix(options)}"
-
-    def reward(
-        prompts: Sequence[Any] | None = None,
-        completions: Sequence[Any] = (),
-        completion_ids: Sequence[Any] | None = None,
-        **kwargs: Any,
-    ) -> list[float | None]:
-        n = len(completions)
-        if n == 0:
-            return []
-        refs = references(kwargs, reference_column, n)
-        hyps = [extract_report(c) for c in completions]
-        out: list[float | None] = [on_error] * n
-        todo = [i for i in range(n) if refs[i] is not None and not (on_empty is not None and not hyps[i])]
-        for i in range(n):
-            if on_empty is not None and not hyps[i]:
-                out[i] = float(on_empty)
-        if not todo:
-            return out
-        metric = shared_metric(metric_name, options)
-        if transform is None and not _higher_is_better(metric, key):
-            _warn_direction(reward_name, key)
-        imgs = images_from(kwargs, n) if getattr(metric, "needs_images", False) else None
-        values, failures = score_pairs(
-            metric,
-            [hyps[i] for i in todo],
-            [refs[i] for i in todo],
-            None if imgs is None else [imgs[i] for i in todo],
-            reward_name=reward_name,
-        )
-        bad = failures
-        for j, i in enumerate(todo):
-            v = values[j]
-            val = None if v is None else v.get(key)
-            if val is not None and transform is not None:
-                try:
-                    val = transform(val)
-                except Exception:
-                    val = None
-            fin = finite_or(val, None)
-            if fin is None:
-                if v is not None:
-                    bad += 1
-                out[i] = on_error
-            else:
-                out[i] = fin
-        if bad:
-            _log(kwargs, f"radeval/errors/{reward_name}", bad)
-        return out
-
-    reward.__name__ = reward_name
-    reward.__qualname__ = reward_name
-    reward.__doc__ = (
-        f"TRL reward: {metric_name}.{key} of the extracted report vs column {reference_column!r} "
-        f"(options {options or 'default'}; on_error={on_error})."
+    if on_empty is not None:
+        empty = on_empty
+    empty = check_empty(empty)
+    cls = AsyncMetricReward if asynchronous else MetricReward
+    return cls(
+        metric_name,
+        key,
+        reference_column=reference_column,
+        metric_options=metric_options,
+        on_error=None if on_error is None else float(on_error),
+        empty=empty,
+        transform=_check_transform(transform),
+        name=name,
     )
-    reward.metric_name = metric_name  # type: ignore[attr-defined]
-    reward.key = key  # type: ignore[attr-defined]
-    reward.metric_options = options  # type: ignore[attr-defined]
-    reward.reference_column = reference_column  # type: ignore[attr-defined]
-    return reward
 
 
 # ----- one module-level reward per registered key --------------------------------------------------

@@ -15,7 +15,11 @@ Equations, as implemented (shared/DESIGN.md fixes what the paper leaves open):
 * Eq. 9  RankNorm, not defined in the paper. Ours: centred ranks ``A_i = 1 − 2·(rank_i − 1)/(G − 1)``
   in [−1, 1] (rank 1 = largest), ties averaged, an all-equal group or G = 1 → 0.
 
-Non-finite values (a failed image, say) rank below every finite one, tied among themselves.
+Unscored members (``None`` from a reward, NaN after TRL's conversion: a failed image or metric)
+are left out of the ranks: Eq. 7 gives them NaN, Eq. 8 keeps NaN, and RankNorm gives them a
+neutral advantage of 0 while ranking the scored members among themselves (G' = scored count).
+Ranking them last instead would be the strongest push away from a completion that simply could
+not be scored.
 
 Ranks need whole groups, and TRL calls reward functions per process on a slice that may split a
 group; so the visual reward is the raw cosine S_i and Eq. 7–9 run in the trainer after gathering.
@@ -42,66 +46,88 @@ from typing import Any
 import numpy as np
 
 from radeval.errors import ConfigError
-from radeval.rewards.extract import format_reward
+from radeval.rewards.base import Reward
+from radeval.rewards.extract import FormatReward
 
 # ----- group functions (Eq. 7–9) -----------------------------------------------------------------
 
 
-def average_ranks(values: Sequence[float] | np.ndarray) -> np.ndarray:
-    """1-based ranks, rank 1 = largest, ties averaged; non-finite values rank last (tied)."""
+def _floats(values: Any) -> np.ndarray:
+    """A flat float64 array; ``None`` (TRL's unscored) and non-finite values become NaN."""
     v = np.asarray(values, dtype=np.float64).reshape(-1)
-    n = v.size
-    if n == 0:
-        return np.zeros(0)
-    finite = np.isfinite(v)
-    # sort key: finite values descending, then all non-finite together at the end
-    key = np.where(finite, -v, np.inf)
+    return np.where(np.isfinite(v), v, np.nan)
+
+
+def average_ranks(values: Sequence[float | None] | np.ndarray) -> np.ndarray:
+    """1-based ranks among the scored values, rank 1 = largest, ties averaged; unscored → NaN."""
+    v = _floats(values)
+    ranks = np.full(v.size, np.nan)
+    scored = np.flatnonzero(np.isfinite(v))
+    if scored.size == 0:
+        return ranks
+    key = -v[scored]
     order = np.argsort(key, kind="stable")
     sorted_key = key[order]
-    ranks = np.empty(n, dtype=np.float64)
+    sub = np.empty(scored.size, dtype=np.float64)
     i = 0
-    while i < n:
+    while i < scored.size:
         j = i
-        while j + 1 < n and sorted_key[j + 1] == sorted_key[i]:
+        while j + 1 < scored.size and sorted_key[j + 1] == sorted_key[i]:
             j += 1
-        ranks[order[i : j + 1]] = (i + j) / 2.0 + 1.0  # average of 1-based positions i+1..j+1
+        sub[order[i : j + 1]] = (i + j) / 2.0 + 1.0  # average of 1-based positions i+1..j+1
         i = j + 1
+    ranks[scored] = sub
     return ranks
 
 
-def visual_rank_reward(similarities: Sequence[float] | np.ndarray) -> np.ndarray:
-    """Eq. 7 over one group: ``1 − (rank − 1)/(G − 1)``; ties averaged; G = 1 → 0.5."""
-    s = np.asarray(similarities, dtype=np.float64).reshape(-1)
-    g = s.size
-    if g == 0:
-        return np.zeros(0)
-    if g == 1:
-        return np.array([0.5])
-    return 1.0 - (average_ranks(s) - 1.0) / (g - 1)
+def visual_rank_reward(similarities: Sequence[float | None] | np.ndarray) -> np.ndarray:
+    """Eq. 7 over one group: ``1 − (rank − 1)/(G' − 1)`` over the G' scored members.
 
-
-def rank_norm(values: Sequence[float] | np.ndarray) -> np.ndarray:
-    """Eq. 9 (ours) over one group: centred ranks ``1 − 2·(rank − 1)/(G − 1)`` in [−1, 1].
-
-    Ties averaged; G = 1 or an all-equal group → all 0. The result has zero mean, so a group
-    pushes toward its best member and away from its worst.
+    Ties averaged; one scored member → 0.5. An unscored similarity (None/NaN: the image or the
+    expert failed) gets NaN — it stays unscored through Eq. 8 and gets a neutral advantage in
+    :func:`rank_norm` — and is not counted in G'.
     """
-    v = np.asarray(values, dtype=np.float64).reshape(-1)
-    g = v.size
+    s = _floats(similarities)
+    ranks = average_ranks(s)
+    g = int(np.isfinite(s).sum())
     if g <= 1:
-        return np.zeros(g)
-    return 1.0 - 2.0 * (average_ranks(v) - 1.0) / (g - 1)
+        return np.where(np.isfinite(s), 0.5, np.nan)
+    return 1.0 - (ranks - 1.0) / (g - 1)
+
+
+def rank_norm(values: Sequence[float | None] | np.ndarray) -> np.ndarray:
+    """Eq. 9 (ours) over one group: centred ranks ``1 − 2·(rank − 1)/(G' − 1)`` in [−1, 1].
+
+    Only the G' scored members are ranked; an unscored member (None/NaN reward) gets a neutral
+    advantage of 0 — not the worst rank, which would push the policy away from a completion
+    nobody could score. Ties averaged; G' ≤ 1 or an all-equal scored set → all 0. The scored
+    advantages have zero mean, so a group pushes toward its best member and away from its worst.
+
+    Example (G = 4, one unscored):
+
+    >>> rank_norm([0.9, None, 0.1, 0.5]).tolist()
+    [1.0, 0.0, -1.0, 0.0]
+    """
+    v = _floats(values)
+    ranks = average_ranks(v)
+    g = int(np.isfinite(v).sum())
+    if g <= 1:
+        return np.zeros(v.size)
+    return np.where(np.isfinite(v), 1.0 - 2.0 * (ranks - 1.0) / (g - 1), 0.0)
 
 
 def visual_reward(r_text: Any, r_vis: Any, lambda_vis: float) -> np.ndarray:
     """Eq. 8: ``(1 − λ_vis)·R_text + λ_vis·r_vis`` (elementwise)."""
     _check_unit("lambda_vis", lambda_vis)
-    return (1.0 - lambda_vis) * np.asarray(r_text, dtype=np.float64) + lambda_vis * np.asarray(r_vis, dtype=np.float64)
+    return (1.0 - lambda_vis) * _floats(r_text) + lambda_vis * _floats(r_vis)
 
 
 def per_group(fn: Callable[[np.ndarray], np.ndarray], values: Any, group_size: int) -> np.ndarray:
-    """Apply a group function to contiguous groups of ``group_size`` (TRL's completion layout)."""
-    v = np.asarray(values, dtype=np.float64).reshape(-1)
+    """Apply a group function to contiguous groups of ``group_size`` (TRL's completion layout).
+
+    ``None`` entries (unscored) reach ``fn`` as NaN; :func:`rank_norm` makes them 0.
+    """
+    v = _floats(values)
     if not isinstance(group_size, (int, np.integer)) or isinstance(group_size, bool) or group_size < 1:
         raise ConfigError(f"group_size must be a positive integer, got {group_size!r}")
     if v.size % group_size:
@@ -192,7 +218,10 @@ class ValorConfig:
     #: metric name -> options for radeval.get_metric (e.g. {"bleu": {"tokenize": "r2gen-iu"}})
     metric_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     reference_column: str = "ground_truth"
-    on_error: float = 0.0
+    #: value of a pair that cannot be scored; None (default) = unscored, neutral in the rank steps
+    on_error: float | None = None
+    #: reward calls per optimizer step, for counting k where no step is passed (ValorReward)
+    calls_per_step: int = 1
 
     def __post_init__(self) -> None:
         for name in ("lambda_lex", "lambda_sem", "lambda_cx", "lambda_rg", "lambda_clin"):
@@ -218,12 +247,18 @@ class ValorConfig:
             raise ConfigError("VALOR metric_options must map metric names to option dicts")
         if not isinstance(self.reference_column, str) or not self.reference_column:
             raise ConfigError(f"VALOR reference_column must be a column name, got {self.reference_column!r}")
-        if (
+        if self.on_error is not None and (
             isinstance(self.on_error, bool)
             or not isinstance(self.on_error, (int, float))
             or not math.isfinite(self.on_error)
         ):
-            raise ConfigError(f"VALOR on_error must be a finite number, got {self.on_error!r}")
+            raise ConfigError(f"VALOR on_error must be a finite number or None, got {self.on_error!r}")
+        if (
+            isinstance(self.calls_per_step, bool)
+            or not isinstance(self.calls_per_step, (int, np.integer))
+            or self.calls_per_step < 1
+        ):
+            raise ConfigError(f"VALOR calls_per_step must be an integer >= 1, got {self.calls_per_step!r}")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ValorConfig:
@@ -247,112 +282,182 @@ class ValorConfig:
 # ----- TRL reward callables ------------------------------------------------------------------------
 
 
-class _Terms:
-    """Resolved (weight, metric, key) of a weighted sum; zero-weight terms are dropped."""
+def _term_column(config: ValorConfig, metric_name: str, key: str, hyps, refs, images, reward_name, kwargs):
+    """One term's values per pair: the key's worst value for empty reports, NaN where scoring failed."""
+    from radeval.rewards.empty import WORST, resolve_empty
+    from radeval.rewards.trl import _log, score_pairs, shared_metric
 
-    def __init__(self, config: ValorConfig, which: str):
+    n = len(hyps)
+    col = np.full(n, np.nan)
+    metric = shared_metric(metric_name, config.metric_options.get(metric_name))
+    empty_value = resolve_empty(WORST, metric, key)
+    todo = [i for i in range(n) if empty_value is None or hyps[i]]
+    for i in range(n):
+        if empty_value is not None and not hyps[i]:
+            col[i] = empty_value
+    if todo:
+        imgs = images if getattr(metric, "needs_images", False) else None
+        vals, _failures = score_pairs(
+            metric,
+            [hyps[i] for i in todo],
+            [refs[i] for i in todo],
+            None if imgs is None else [imgs[i] for i in todo],
+            reward_name=reward_name,
+        )
+        col[todo] = [np.nan if v is None else v.get(key, np.nan) for v in vals]
+        col[~np.isfinite(col)] = np.nan
+    bad = int(np.sum(np.isnan(col)))
+    if bad:
+        _log(kwargs, f"radeval/errors/{reward_name}/{metric_name}.{key}", bad)
+    return col
+
+
+def _weighted(config: ValorConfig, which: str, hyps, refs, images, reward_name, kwargs) -> np.ndarray:
+    """Eq. 3 or Eq. 4 per pair; NaN where any needed (non-zero-weight) term failed."""
+    from radeval.rewards.trl import resolve_key
+
+    total = np.zeros(len(hyps))
+    for _term, weight, metric_name, key in config.terms(which):
+        if weight == 0:
+            continue  # a zero-weight term is never computed (no model needed)
+        metric_name, key = resolve_key(metric_name, key)
+        total = total + float(weight) * _term_column(config, metric_name, key, hyps, refs, images, reward_name, kwargs)
+    return total
+
+
+def _mean_or_none(values: np.ndarray) -> float | None:
+    return float(np.nanmean(values)) if np.isfinite(values).any() else None
+
+
+class ValorReward(Reward):
+    """R_ver (Eq. 3), R_clin (Eq. 4) or R_text (Eq. 5) as a picklable TRL reward.
+
+    Settings: a :class:`ValorConfig`, which composite (``"ver"``, ``"clin"``, ``"text"``) and the
+    reward's name. A pair with a failed (non-zero-weight) term is unscored: ``config.on_error``,
+    default ``None``. An empty report gets each term's worst value (0 for every default term).
+
+    Steps (Eq. 5). k = ``trainer_state.global_step + 1 + step_offset`` when TRL passes
+    ``trainer_state``, else ``global_step + 1 + step_offset`` from a ``global_step`` column /
+    value (verl's ``extra_info``), else — a process that gives rewards no step, such as TRL's
+    ``AsyncGRPOTrainer`` rollout worker — the reward counts its own calls in this process:
+    k = ``ceil(calls / config.calls_per_step) + step_offset``, so with ``calls_per_step`` set to
+    the number of reward calls that make one optimizer step (the async worker calls once per
+    group: prompts per step) the clinical term comes every ``k_clin`` steps as in the trainer.
+    The counter lives in the process (it is not pickled; a fresh copy starts at call 1).
+
+    Logging. With TRL's ``log_metric``, R_text logs the batch means ``valor/r_ver`` and, on
+    clinical steps, ``valor/r_clin``, and ``valor/clinical_step`` (1/0); with ``log_extra`` it
+    adds per-completion columns ``valor/r_ver`` and ``valor/r_clin`` (None off clinical steps) to
+    TRL's completions table.
+    """
+
+    def __init__(self, config: ValorConfig | None = None, which: str = "text", name: str | None = None):
+        if which not in ("ver", "clin", "text"):
+            raise ConfigError(f"VALOR composite must be 'ver', 'clin' or 'text', got {which!r}")
+        config = config or ValorConfig()
+        super().__init__(name or f"valor_{which}")
+        self.config = config
+        self.which = which
+        # resolve the terms now so a bad metric name fails when the reward is built
         from radeval.rewards.trl import resolve_key
 
-        self.items = []
-        for _term, weight, metric, key in config.terms(which):
-            if weight == 0:
-                continue
-            metric, key = resolve_key(metric, key)
-            self.items.append((float(weight), metric, key))
+        for part in ("ver", "clin") if which == "text" else (which,):
+            for _t, weight, metric, key in config.terms(part):
+                if weight:
+                    resolve_key(metric, key)
 
-    def values(self, config: ValorConfig, hyps, refs, images, reward_name, kwargs) -> np.ndarray:
-        """Weighted sum per pair; NaN where any needed term failed."""
-        from radeval.rewards.trl import _log, score_pairs, shared_metric
+    @property
+    def reference_column(self) -> str:
+        return self.config.reference_column
 
-        total = np.zeros(len(hyps))
-        for weight, metric_name, key in self.items:
-            metric = shared_metric(metric_name, config.metric_options.get(metric_name))
-            imgs = images if getattr(metric, "needs_images", False) else None
-            vals, _failures = score_pairs(metric, hyps, refs, imgs, reward_name=reward_name)
-            col = np.array([np.nan if v is None else v.get(key, np.nan) for v in vals], dtype=np.float64)
-            bad = int(np.sum(~np.isfinite(col)))
-            if bad:
-                _log(kwargs, f"radeval/errors/{reward_name}/{metric_name}.{key}", bad)
-            total = total + weight * col
-        return total
+    def step(self, kwargs: dict[str, Any]) -> int:
+        """k for this call (class docstring); counts the call when no step is given."""
+        from radeval.rewards.trl import step_from
 
+        step = step_from(kwargs)
+        if step is not None:
+            return step + 1 + self.config.step_offset
+        with self._rt_lock():
+            calls = self.__dict__.get("_rt_calls", 0) + 1
+            self.__dict__["_rt_calls"] = calls
+        return -(-calls // self.config.calls_per_step) + self.config.step_offset
 
-def _composite(config: ValorConfig, which: str, name: str) -> Callable[..., list[float]]:
-    """R_ver, R_clin or R_text as a TRL reward."""
-    from radeval.rewards.extract import extract_report
-    from radeval.rewards.trl import _log, images_from, references
-
-    ver = _Terms(config, "ver") if which in ("ver", "text") else None
-    clin = _Terms(config, "clin") if which in ("clin", "text") else None
-    on_error = float(config.on_error)
-
-    def reward(
+    def __call__(
+        self,
         prompts: Sequence[Any] | None = None,
         completions: Sequence[Any] = (),
         completion_ids: Sequence[Any] | None = None,
         **kwargs: Any,
-    ) -> list[float]:
+    ) -> list[float | None]:
+        from radeval.rewards.extract import extract_report
+        from radeval.rewards.trl import images_from, references
+
+        config = self.config
+        name = self.__name__
         n = len(completions)
         if n == 0:
             return []
         refs = references(kwargs, config.reference_column, n)
         hyps = [extract_report(c) for c in completions]
         idx = [i for i in range(n) if refs[i] is not None]
-        out = np.full(n, on_error)
-        if not idx:
-            return out.tolist()
-        h = [hyps[i] for i in idx]
-        r = [refs[i] for i in idx]
-        imgs = images_from(kwargs, n)
-        im = None if imgs is None else [imgs[i] for i in idx]
-        if which == "ver":
-            vals = ver.values(config, h, r, im, name, kwargs)
-        elif which == "clin":
-            vals = clin.values(config, h, r, im, name, kwargs)
-        else:
-            k = _step(kwargs, config)
-            r_ver = ver.values(config, h, r, im, name, kwargs)
-            _log(kwargs, "valor/r_ver", float(np.nanmean(r_ver)) if np.isfinite(r_ver).any() else 0.0)
-            if is_clinical_step(k, config.k_clin) and clin.items:
-                r_clin = clin.values(config, h, r, im, name, kwargs)
-                _log(kwargs, "valor/r_clin", float(np.nanmean(r_clin)) if np.isfinite(r_clin).any() else 0.0)
-                vals = text_reward(r_ver, r_clin, k, config.k_clin, config.lambda_clin)
+        vals_all = np.full(n, np.nan)
+        if idx:
+            h = [hyps[i] for i in idx]
+            r = [refs[i] for i in idx]
+            imgs = images_from(kwargs, n)
+            im = None if imgs is None else [imgs[i] for i in idx]
+            if self.which == "ver":
+                vals = _weighted(config, "ver", h, r, im, name, kwargs)
+            elif self.which == "clin":
+                vals = _weighted(config, "clin", h, r, im, name, kwargs)
             else:
-                vals = r_ver
-        vals = np.where(np.isfinite(vals), vals, on_error)
-        out[idx] = vals
-        return out.tolist()
+                k = self.step(kwargs)
+                r_ver = _weighted(config, "ver", h, r, im, name, kwargs)
+                clinical = is_clinical_step(k, config.k_clin) and config.lambda_clin > 0
+                r_clin = _weighted(config, "clin", h, r, im, name, kwargs) if clinical else None
+                vals = r_ver if r_clin is None else text_reward(r_ver, r_clin, k, config.k_clin, config.lambda_clin)
+                self._log_parts(kwargs, idx, n, r_ver, r_clin)
+            vals_all[idx] = vals
+        default = config.on_error
+        return [float(v) if math.isfinite(v) else default for v in vals_all]
 
-    reward.__name__ = name
-    reward.__qualname__ = name
-    reward.config = config  # type: ignore[attr-defined]
-    reward.reference_column = config.reference_column  # type: ignore[attr-defined]
-    return reward
+    @staticmethod
+    def _log_parts(kwargs, idx, n, r_ver, r_clin) -> None:
+        from radeval.rewards.base import log_extra
+        from radeval.rewards.trl import _log
+
+        m = _mean_or_none(r_ver)
+        if m is not None:
+            _log(kwargs, "valor/r_ver", m)
+        _log(kwargs, "valor/clinical_step", 1.0 if r_clin is not None else 0.0)
+        if r_clin is not None and _mean_or_none(r_clin) is not None:
+            _log(kwargs, "valor/r_clin", _mean_or_none(r_clin))
+        ver_col: list[float | None] = [None] * n
+        clin_col: list[float | None] = [None] * n
+        for j, i in enumerate(idx):
+            ver_col[i] = float(r_ver[j]) if math.isfinite(r_ver[j]) else None
+            if r_clin is not None:
+                clin_col[i] = float(r_clin[j]) if math.isfinite(r_clin[j]) else None
+        log_extra(kwargs, "valor/r_ver", ver_col)
+        log_extra(kwargs, "valor/r_clin", clin_col)
 
 
-def _step(kwargs: dict[str, Any], config: ValorConfig) -> int:
-    from radeval.rewards.trl import current_step
-
-    return current_step(kwargs, config.step_offset)
-
-
-def make_ver_reward(config: ValorConfig | None = None, *, name: str = "valor_ver"):
+def make_ver_reward(config: ValorConfig | None = None, *, name: str = "valor_ver") -> ValorReward:
     """R_ver (Eq. 3) as a TRL reward."""
-    return _composite(config or ValorConfig(), "ver", name)
+    return ValorReward(config, "ver", name)
 
 
-def make_clin_reward(config: ValorConfig | None = None, *, name: str = "valor_clin"):
+def make_clin_reward(config: ValorConfig | None = None, *, name: str = "valor_clin") -> ValorReward:
     """R_clin (Eq. 4) as a TRL reward (every step; R_text injects it periodically)."""
-    return _composite(config or ValorConfig(), "clin", name)
+    return ValorReward(config, "clin", name)
 
 
-def make_text_reward(config: ValorConfig | None = None, *, name: str = "valor_text"):
+def make_text_reward(config: ValorConfig | None = None, *, name: str = "valor_text") -> ValorReward:
     """R_text (Eq. 5) as a TRL reward: R_ver every step, + λ_clin·R_clin when k % k_clin == 0.
 
-    It logs the batch means of R_ver (every step) and R_clin (clinical steps) through TRL's
-    ``log_metric`` as ``valor/r_ver`` and ``valor/r_clin``.
+    Logs its parts through TRL's ``log_metric`` / ``log_extra`` (see :class:`ValorReward`).
     """
-    return _composite(config or ValorConfig(), "text", name)
+    return ValorReward(config, "text", name)
 
 
 def make_valor_rewards(config: ValorConfig | None = None) -> list[Callable]:
@@ -361,17 +466,8 @@ def make_valor_rewards(config: ValorConfig | None = None) -> list[Callable]:
     return [make_text_reward(config), valor_format_reward]
 
 
-def valor_format_reward(
-    prompts: Sequence[Any] | None = None,
-    completions: Sequence[Any] = (),
-    completion_ids: Sequence[Any] | None = None,
-    **kwargs: Any,
-) -> list[float]:
-    """VALOR's format reward: 1 for exactly one well-formed ``<report>…</report>`` span, else 0."""
-    return format_reward(prompts, completions, completion_ids, **kwargs)
-
-
-valor_format_reward.__name__ = "valor_format"
+#: VALOR's format reward: 1 for exactly one well-formed ``<report>…</report>`` span, else 0
+valor_format_reward = FormatReward("valor_format")
 
 _DEFAULTS: dict[str, Callable] = {}
 _FACTORIES = {
