@@ -1,0 +1,352 @@
+"""METEOR 1.5's aligner and sufficient statistics, written from the jar's behaviour.
+
+Stages run in the jar's order (exact, stem, synonym, paraphrase); each appends candidate
+matches to the list of the reference word where they start, in the jar's loop order, because
+that order breaks ties in the search. Words are compared the way the jar compares them:
+exact and stem matches by Java ``String.hashCode`` (so colliding words match), synonyms by
+WordNet synset, paraphrases by phrase. Matches whose words no other candidate touches are
+fixed up front; the rest is a left-to-right beam search over reference positions (beam 40),
+ranking partial alignments by weighted match count (integer, with the jar's truncation of the
+0.5 stage weights), then fewer chunks, then smaller distance, with a stable sort.
+
+Two quirks of the jar are kept on purpose, since they change which alignment wins: a new
+partial alignment adds its distance to the *parent* (so later siblings inherit it), and the
+ranking weights are (1, 0.5, 0.5, 0.5) truncated to an int after every match, not the scoring
+weights.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from radeval.metrics.meteor_text import java_hash, java_trim, normalize_line, split_score_line, string_tokenize
+
+BEAM = 40
+SEARCH_WEIGHTS = (1.0, 0.5, 0.5, 0.5)  # MeteorScorer.loadConfiguration's aligner weights
+N_MODULES = 4
+
+
+class _Path:
+    __slots__ = ("matches", "m12", "chunks", "idx", "last_end", "distance", "used1", "used2")
+
+    def copy(self) -> _Path:
+        p = _Path.__new__(_Path)
+        p.matches = self.matches.copy()
+        p.m12 = self.m12
+        p.chunks = self.chunks
+        p.idx = self.idx
+        p.last_end = self.last_end
+        p.distance = self.distance
+        p.used1 = self.used1
+        p.used2 = self.used2
+        return p
+
+
+# A match: (start, length, match_start, match_length, module, mask1, mask2); "start" is in the
+# reference (line 2), "match_start" in the hypothesis (line 1), masks are the words it uses.
+Match = tuple
+
+
+def _rank(p: _Path) -> tuple[int, int, int]:
+    return (-p.m12[0] - p.m12[1], p.chunks, p.distance)
+
+
+def _take(p: _Path, m: Match) -> None:
+    """Account for match ``m`` in ``p`` (counts truncated to int after each step, as the jar)."""
+    start, length, mstart, mlen, module = m[0], m[1], m[2], m[3], m[4]
+    w = SEARCH_WEIGHTS[module]
+    p.m12 = (int(p.m12[0] + mlen * w), int(p.m12[1] + length * w))
+    if p.last_end != -1 and mstart != p.last_end:
+        p.chunks += 1
+    p.idx = start + length
+    p.last_end = mstart + mlen
+
+
+def resolve(n2: int, cands: list[list[Match]], start: _Path) -> _Path:
+    next_paths = [start]
+    for current in range(n2 + 1):
+        paths = next_paths
+        next_paths = []
+        paths.sort(key=_rank)
+        for path in paths[:BEAM]:
+            if current == n2:
+                if path.last_end != -1:
+                    path.chunks += 1
+                next_paths.append(path)
+                continue
+            if path.used2 >> current & 1:
+                if current < path.idx:
+                    next_paths.append(path)
+                else:
+                    m = path.matches[path.idx]
+                    if m is not None:
+                        _take(path, m)
+                        path.distance += abs(m[0] - m[2])
+                        next_paths.append(path)
+                continue
+            for m in cands[current]:
+                if path.used1 & m[5] or path.used2 & m[6]:
+                    continue
+                child = path.copy()
+                child.used1 |= m[5]
+                child.used2 |= m[6]
+                child.matches[current] = m
+                _take(child, m)
+                path.distance += abs(m[0] - m[2])  # sic: the parent's, as in the jar
+                next_paths.append(child)
+            if path.last_end != -1:
+                path.chunks += 1
+                path.last_end = -1
+            path.idx += 1
+            next_paths.append(path)
+        if not next_paths:
+            next_paths.append(paths[0])
+    next_paths.sort(key=_rank)
+    return next_paths[0]
+
+
+def _count_and_chunks(matches: list) -> tuple[int, int, int]:
+    m1 = m2 = chunks = 0
+    idx, last_end = 0, -1
+    while idx < len(matches):
+        m = matches[idx]
+        if m is None:
+            if last_end != -1:
+                chunks += 1
+                last_end = -1
+            idx += 1
+        else:
+            m1 += m[3]
+            m2 += m[1]
+            if last_end != -1 and m[2] != last_end:
+                chunks += 1
+            idx = m[0] + m[1]
+            last_end = m[2] + m[3]
+    if last_end != -1:
+        chunks += 1
+    return m1, m2, chunks
+
+
+class Aligner:
+    """The jar's ``MeteorScorer`` for ``-l en -norm`` (resources loaded once, on construction)."""
+
+    def __init__(self) -> None:
+        import snowballstemmer
+
+        from radeval.metrics.meteor_resources import Paraphrases, Synonyms, function_words, nonbreaking_prefixes
+
+        self.function_words = function_words()
+        self.nbp = nonbreaking_prefixes()
+        self._stemmer = snowballstemmer.stemmer("english")
+        self.synonyms = Synonyms()
+        self.para = Paraphrases.load()
+        self._stem_hash: dict[str, int] = {}
+        self._word_key: dict[str, int] = {}
+        self._norm: dict[str, list[str]] = {}
+
+    # ------------------------------------------------------------------ text
+    def words(self, part: str) -> list[str]:
+        """One side of a SCORE line: trim, normalise, lower-case, split (cached)."""
+        got = self._norm.get(part)
+        if got is None:
+            got = string_tokenize(normalize_line(java_trim(part), self.nbp).lower())
+            if len(self._norm) > 200_000:
+                self._norm.clear()
+            self._norm[part] = got
+        return got
+
+    def line_stats(self, line: str) -> tuple[float, ...] | None:
+        """The 23 numbers the jar prints for one ``SCORE ||| ref ... ||| hyp`` line, or None
+        where the jar answers with an error (fewer than three parts)."""
+        parts = split_score_line(line)
+        if len(parts) < 3:
+            return None
+        test = self.words(parts[-1])
+        best, best_score = None, -1.0
+        for ref in parts[1:-1]:  # several references: the first with the highest score
+            stats = self.stats(test, self.words(ref))
+            from radeval.metrics.meteor import meteor_from_totals
+
+            score = float(meteor_from_totals(np.array(stats, dtype=np.float64)))
+            if score > best_score:
+                best, best_score = stats, score
+        return best
+
+    # ------------------------------------------------------------------ matching
+    def _stem_key(self, w: str) -> int:
+        h = self._stem_hash.get(w)
+        if h is None:
+            h = self._stem_hash[w] = java_hash(self._stemmer.stemWord(w))
+        return h
+
+    def _keys(self, words: Sequence[str]) -> np.ndarray:
+        from radeval.metrics.meteor_resources import word_key
+
+        get = self._word_key.get
+        out = []
+        for w in words:
+            k = get(w)
+            if k is None:
+                k = self._word_key[w] = word_key(w)
+            out.append(k)
+        return np.array(out, dtype=np.uint64)
+
+    def _phrases_at(self, keys: np.ndarray) -> list[tuple[int, int, int, int]]:
+        """Table phrases starting in this line: (position, length, first entry, end entry),
+        sorted by position then length (the trie's emission order)."""
+        from radeval.metrics.meteor_resources import ngram_keys
+
+        n = len(keys)
+        lmax = min(self.para.max_ref_len, n)
+        if lmax == 0:
+            return []
+        grams = ngram_keys(keys, lmax)
+        pos = np.arange(n)
+        valid = pos[None, :] <= (n - 1 - np.arange(lmax))[:, None]  # [l-1, i]: i + l <= n
+        lens_idx, starts_idx = np.nonzero(valid)
+        flat = grams[lens_idx, starts_idx]
+        ref = self.para.ref_keys
+        at = np.searchsorted(ref, flat)
+        ok = at < len(ref)
+        ok[ok] = ref[at[ok]] == flat[ok]
+        found = [(int(i), int(l) + 1, int(a)) for i, l, a in zip(starts_idx[ok], lens_idx[ok], at[ok])]
+        found.sort()
+        st = self.para.starts
+        return [(i, length, int(st[a]), int(st[a + 1])) for i, length, a in found]
+
+    def _para_hits(self, phrases, other_keys: np.ndarray) -> list[tuple[int, int, int, int, int]]:
+        """For each table phrase at (pos, len): its paraphrases found in the other line, as
+        (pos, len, entry, other_pos, para_len), in the jar's loop order."""
+        from radeval.metrics.meteor_resources import ngram_keys
+
+        if not phrases:
+            return []
+        n = len(other_keys)
+        lmax = min(self.para.max_para_len, n)
+        if lmax == 0:
+            return []
+        grams = ngram_keys(other_keys, lmax)
+        where: dict[int, list[int]] = {}
+        for length in range(1, lmax + 1):
+            for i in range(n - length + 1):
+                where.setdefault(int(grams[length - 1, i]), []).append(i)
+        lo = np.array([p[2] for p in phrases], dtype=np.int64)
+        hi = np.array([p[3] for p in phrases], dtype=np.int64)
+        counts = hi - lo
+        owner = np.repeat(np.arange(len(phrases)), counts)
+        entries = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts) + np.repeat(lo, counts)
+        pk = self.para.para_keys[entries]
+        keyset = np.fromiter(where.keys(), dtype=np.uint64, count=len(where))
+        hit = np.isin(pk, keyset)
+        out = []
+        plens = self.para.para_lens
+        for e, o, k in zip(entries[hit], owner[hit], pk[hit]):
+            pos, length = phrases[o][0], phrases[o][1]
+            plen = int(plens[e])
+            for j in where[int(k)]:
+                out.append((pos, length, int(e), j, plen))
+        return out
+
+    def stats(self, w1: list[str], w2: list[str]) -> tuple[float, ...]:
+        """``getMeteorStats(align(test=w1, reference=w2))``."""
+        n1, n2 = len(w1), len(w2)
+        h1 = [java_hash(w) for w in w1]
+        h2 = [java_hash(w) for w in w2]
+        cands: list[list[Match]] = [[] for _ in range(n2)]
+        cov1 = [0] * n1
+        cov2 = [0] * n2
+
+        def add(j: int, length: int, i: int, mlen: int, module: int) -> None:
+            m = (j, length, i, mlen, module, ((1 << mlen) - 1) << i, ((1 << length) - 1) << j)
+            cands[j].append(m)
+            for k in range(mlen):
+                cov1[i + k] += 1
+            for k in range(length):
+                cov2[j + k] += 1
+
+        # exact
+        pos1: dict[int, list[int]] = {}
+        for i, h in enumerate(h1):
+            pos1.setdefault(h, []).append(i)
+        for j, h in enumerate(h2):
+            for i in pos1.get(h, ()):
+                add(j, 1, i, 1, 0)
+        if not (n1 == n2 and h1 == h2):  # identical lines: the jar runs the exact stage only
+            # stem
+            s1 = [self._stem_key(w) for w in w1]
+            spos: dict[int, list[int]] = {}
+            for i, s in enumerate(s1):
+                spos.setdefault(s, []).append(i)
+            for j, w in enumerate(w2):
+                for i in spos.get(self._stem_key(w), ()):
+                    if h1[i] != h2[j]:
+                        add(j, 1, i, 1, 1)
+            # synonym
+            syn = self.synonyms.synsets
+            inv: dict[int, set[int]] = {}
+            for i, w in enumerate(w1):
+                for sid in syn(w):
+                    inv.setdefault(sid, set()).add(i)
+            for j, w in enumerate(w2):
+                cand: set[int] = set()
+                for sid in syn(w):
+                    got = inv.get(sid)
+                    if got:
+                        cand |= got
+                for i in sorted(cand):
+                    if h1[i] != h2[j]:
+                        add(j, 1, i, 1, 2)
+            # paraphrase: phrases of the reference found in the hypothesis, then the reverse
+            if n1 and n2:
+                k1, k2 = self._keys(w1), self._keys(w2)
+                for j, length, _e, i, plen in self._para_hits(self._phrases_at(k2), k1):
+                    add(j, length, i, plen, 3)
+                rev = self._para_hits(self._phrases_at(k1), k2)
+                for i, length, _e, j, plen in rev:
+                    add(j, plen, i, length, 3)
+
+        start = _Path.__new__(_Path)
+        start.matches = [None] * n2
+        start.m12 = (0, 0)
+        start.chunks = 0
+        start.idx = 0
+        start.last_end = -1
+        start.distance = 0
+        start.used1 = 0
+        start.used2 = 0
+        for j in range(n2):
+            if len(cands[j]) == 1:
+                m = cands[j][0]
+                if all(cov2[j + k] == 1 for k in range(m[1])) and all(cov1[m[2] + k] == 1 for k in range(m[3])):
+                    start.matches[j] = m
+                    start.used1 |= m[5]
+                    start.used2 |= m[6]
+        best = resolve(n2, cands, start)
+
+        fw = self.function_words
+        func1 = [w.lower() in fw for w in w1]
+        func2 = [w.lower() in fw for w in w2]
+        c1 = [0] * N_MODULES
+        c2 = [0] * N_MODULES
+        f1 = [0] * N_MODULES
+        f2 = [0] * N_MODULES
+        for m in best.matches:
+            if m is not None:
+                for k in range(m[3]):
+                    if func1[m[2] + k]:
+                        f1[m[4]] += 1
+                    else:
+                        c1[m[4]] += 1
+                for k in range(m[1]):
+                    if func2[m[0] + k]:
+                        f2[m[4]] += 1
+                    else:
+                        c2[m[4]] += 1
+        _, _, chunks = _count_and_chunks(best.matches)
+        row = [float(n1), float(n2), float(sum(func1)), float(sum(func2))]
+        for mod in range(N_MODULES):
+            row += [float(c1[mod]), float(c2[mod]), float(f1[mod]), float(f2[mod])]
+        row += [float(chunks), float(sum(c1) + sum(f1)), float(sum(c2) + sum(f2))]
+        return tuple(row)
