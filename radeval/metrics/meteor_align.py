@@ -18,6 +18,7 @@ weights.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from operator import itemgetter
 
 import numpy as np
 
@@ -28,83 +29,81 @@ SEARCH_WEIGHTS = (1.0, 0.5, 0.5, 0.5)  # MeteorScorer.loadConfiguration's aligne
 N_MODULES = 4
 
 
-class _Path:
-    __slots__ = ("matches", "m12", "chunks", "idx", "last_end", "distance", "used1", "used2")
-
-    def copy(self) -> _Path:
-        p = _Path.__new__(_Path)
-        p.matches = self.matches.copy()
-        p.m12 = self.m12
-        p.chunks = self.chunks
-        p.idx = self.idx
-        p.last_end = self.last_end
-        p.distance = self.distance
-        p.used1 = self.used1
-        p.used2 = self.used2
-        return p
+# A candidate match, as a tuple (fields by position, for speed):
+#   0 start, 1 length (reference side), 2 match_start, 3 match_length (hypothesis side),
+#   4 module, 5 mask1, 6 mask2 (words it uses, as bits), 7 rank increment, 8 end (start +
+#   length), 9 match end, 10 |start - match_start|.
+# The rank increment is what the jar's ``matches1 += len * w`` (an int field) adds: with the
+# search weights (1, .5, .5, .5) that is floor(len * w) per side, e.g. 0 for a one-word stem
+# match. A partial alignment is a tuple too:
+#   (-rank, chunks, distance, idx, last_match_end, used1, used2, chain)
+# where chain links the matches taken by the search ((position, match, chain) or None).
+_KEY = itemgetter(0, 1, 2)  # more matches, then fewer chunks, then less distance
 
 
-# A match: (start, length, match_start, match_length, module, mask1, mask2); "start" is in the
-# reference (line 2), "match_start" in the hypothesis (line 1), masks are the words it uses.
-Match = tuple
-
-
-def _rank(p: _Path) -> tuple[int, int, int]:
-    return (-p.m12[0] - p.m12[1], p.chunks, p.distance)
-
-
-def _take(p: _Path, m: Match) -> None:
-    """Account for match ``m`` in ``p`` (counts truncated to int after each step, as the jar)."""
-    start, length, mstart, mlen, module = m[0], m[1], m[2], m[3], m[4]
+def make_match(j: int, length: int, i: int, mlen: int, module: int) -> tuple:
     w = SEARCH_WEIGHTS[module]
-    p.m12 = (int(p.m12[0] + mlen * w), int(p.m12[1] + length * w))
-    if p.last_end != -1 and mstart != p.last_end:
-        p.chunks += 1
-    p.idx = start + length
-    p.last_end = mstart + mlen
+    inc = int(mlen * w) + int(length * w)
+    return (j, length, i, mlen, module, ((1 << mlen) - 1) << i, ((1 << length) - 1) << j, inc, j + length, i + mlen, abs(j - i))
 
 
-def resolve(n2: int, cands: list[list[Match]], start: _Path) -> _Path:
-    next_paths = [start]
+def resolve(n2: int, cands: list[list[tuple]], fixed: list, used1: int, used2: int) -> tuple:
+    """The jar's ``Aligner.resolve``: beam search over reference positions; returns the best
+    partial alignment. ``fixed`` holds the matches placed before the search."""
+    nxt = [(0, 0, 0, 0, -1, used1, used2, None)]
     for current in range(n2 + 1):
-        paths = next_paths
-        next_paths = []
-        paths.sort(key=_rank)
-        for path in paths[:BEAM]:
-            if current == n2:
-                if path.last_end != -1:
-                    path.chunks += 1
-                next_paths.append(path)
-                continue
-            if path.used2 >> current & 1:
-                if current < path.idx:
-                    next_paths.append(path)
+        paths = nxt
+        paths.sort(key=_KEY)  # list.sort is stable, as Collections.sort
+        if len(paths) > BEAM:
+            del paths[BEAM:]
+        nxt = []
+        push = nxt.append
+        if current == n2:
+            for p in paths:
+                if p[4] != -1:
+                    p = (p[0], p[1] + 1, *p[2:])
+                push(p)
+            continue
+        bit = 1 << current
+        here = cands[current]
+        for p in paths:
+            neg, chunks, dist, idx, last_end, u1, u2, chain = p
+            if u2 & bit:
+                if current < idx:
+                    push(p)
                 else:
-                    m = path.matches[path.idx]
+                    m = fixed[idx]
                     if m is not None:
-                        _take(path, m)
-                        path.distance += abs(m[0] - m[2])
-                        next_paths.append(path)
+                        push((
+                            neg - m[7],
+                            chunks + 1 if last_end != -1 and m[2] != last_end else chunks,
+                            dist + m[10],
+                            m[8],
+                            m[9],
+                            u1,
+                            u2,
+                            chain,
+                        ))
                 continue
-            for m in cands[current]:
-                if path.used1 & m[5] or path.used2 & m[6]:
+            for m in here:
+                if u1 & m[5] or u2 & m[6]:
                     continue
-                child = path.copy()
-                child.used1 |= m[5]
-                child.used2 |= m[6]
-                child.matches[current] = m
-                _take(child, m)
-                path.distance += abs(m[0] - m[2])  # sic: the parent's, as in the jar
-                next_paths.append(child)
-            if path.last_end != -1:
-                path.chunks += 1
-                path.last_end = -1
-            path.idx += 1
-            next_paths.append(path)
-        if not next_paths:
-            next_paths.append(paths[0])
-    next_paths.sort(key=_rank)
-    return next_paths[0]
+                push((
+                    neg - m[7],
+                    chunks + 1 if last_end != -1 and m[2] != last_end else chunks,
+                    dist,
+                    m[8],
+                    m[9],
+                    u1 | m[5],
+                    u2 | m[6],
+                    (current, m, chain),
+                ))
+                dist += m[10]  # sic: the jar adds the child's distance to the parent
+            push((neg, chunks + 1 if last_end != -1 else chunks, dist, idx + 1, -1, u1, u2, chain))
+        if not nxt:
+            nxt.append(paths[0])
+    nxt.sort(key=_KEY)
+    return nxt[0]
 
 
 def _count_and_chunks(matches: list) -> tuple[int, int, int]:
@@ -259,8 +258,7 @@ class Aligner:
         cov2 = [0] * n2
 
         def add(j: int, length: int, i: int, mlen: int, module: int) -> None:
-            m = (j, length, i, mlen, module, ((1 << mlen) - 1) << i, ((1 << length) - 1) << j)
-            cands[j].append(m)
+            cands[j].append(make_match(j, length, i, mlen, module))
             for k in range(mlen):
                 cov1[i + k] += 1
             for k in range(length):
@@ -307,23 +305,21 @@ class Aligner:
                 for i, length, _e, j, plen in rev:
                     add(j, plen, i, length, 3)
 
-        start = _Path.__new__(_Path)
-        start.matches = [None] * n2
-        start.m12 = (0, 0)
-        start.chunks = 0
-        start.idx = 0
-        start.last_end = -1
-        start.distance = 0
-        start.used1 = 0
-        start.used2 = 0
+        fixed: list = [None] * n2
+        used1 = used2 = 0
         for j in range(n2):
             if len(cands[j]) == 1:
                 m = cands[j][0]
                 if all(cov2[j + k] == 1 for k in range(m[1])) and all(cov1[m[2] + k] == 1 for k in range(m[3])):
-                    start.matches[j] = m
-                    start.used1 |= m[5]
-                    start.used2 |= m[6]
-        best = resolve(n2, cands, start)
+                    fixed[j] = m
+                    used1 |= m[5]
+                    used2 |= m[6]
+        best = resolve(n2, cands, fixed, used1, used2)
+        matches = fixed.copy()
+        chain = best[7]
+        while chain is not None:
+            matches[chain[0]] = chain[1]
+            chain = chain[2]
 
         fw = self.function_words
         func1 = [w.lower() in fw for w in w1]
@@ -332,7 +328,7 @@ class Aligner:
         c2 = [0] * N_MODULES
         f1 = [0] * N_MODULES
         f2 = [0] * N_MODULES
-        for m in best.matches:
+        for m in matches:
             if m is not None:
                 for k in range(m[3]):
                     if func1[m[2] + k]:
@@ -344,7 +340,7 @@ class Aligner:
                         f2[m[4]] += 1
                     else:
                         c2[m[4]] += 1
-        _, _, chunks = _count_and_chunks(best.matches)
+        _, _, chunks = _count_and_chunks(matches)
         row = [float(n1), float(n2), float(sum(func1)), float(sum(func2))]
         for mod in range(N_MODULES):
             row += [float(c1[mod]), float(c2[mod]), float(f1[mod]), float(f2[mod])]
