@@ -21,7 +21,12 @@ needs_coco = pytest.mark.skipif(not HAS_COCO, reason="needs pycocoevalcap (the [
 needs_jar = pytest.mark.skipif(not (HAS_COCO and HAS_JAVA), reason="needs pycocoevalcap and `java` (the reference jar)")
 
 _LONG = " ".join(
-    ["The heart size is normal.", "No focal consolidation, pleural effusion or pneumothorax.", "Mild bibasilar atelectasis."] * 40
+    [
+        "The heart size is normal.",
+        "No focal consolidation, pleural effusion or pneumothorax.",
+        "Mild bibasilar atelectasis.",
+    ]
+    * 40
 )
 # (hypothesis, reference) pairs chosen to stress the normaliser and the aligner's tie-breaking
 ADVERSARIAL: tuple[tuple[str, str], ...] = (
@@ -34,7 +39,10 @@ ADVERSARIAL: tuple[tuple[str, str], ...] = (
     ("1.5 cm nodule , 2,000 ml , 3/4 , 10:30 , 4th rib , 7's", "15 mm nodule , 2 000 ml , 3 / 4 , 1030 , fourth rib"),
     ("!!! ... ??? --- ;;; ((( ))) '' `` \" ... ....", ". . . ! ? - ; ( ) ' \""),  # punctuation runs
     ("U.S.-based Dr. Smith e.g. No. 5 Inc. etc.", "us based dr smith eg no 5 inc etc"),
-    ("it's the patient's 1990's x-ray – unchanged — “stable” ‘ok’", "it is the patients 1990s xray - unchanged - \"stable\" 'ok'"),
+    (
+        "it's the patient's 1990's x-ray – unchanged — “stable” ‘ok’",
+        "it is the patients 1990s xray - unchanged - \"stable\" 'ok'",
+    ),
     (_LONG, _LONG.replace("normal", "enlarged").replace("Mild", "Moderate")),  # very long reports
     (_LONG, _LONG),
     # words and phrases the paraphrase table relates but exact/stem/synonym do not
@@ -58,7 +66,8 @@ def test_normaliser_known_answers():
     from radeval.metrics.meteor import native_aligner
 
     words = native_aligner().words
-    assert words("U.S.-based Dr. Smith, e.g. No. 5.") == ["us", "based", "dr.", "smith", ",", "e.g.", "no.", "5", "."]
+    # answers printed by the jar's own Normalizer.normalizeLine(..., en, true).toLowerCase()
+    assert words("U.S.-based Dr. Smith, e.g. No. 5.") == ["us", "based", "dr.", "smith", ",", "eg", "no.", "5", "."]
     assert words("it's 1990's ''x''") == ["it", "'s", "1990", "'s", '"', "x", '"']
     assert words("a...b") == ["a", "...", "b"]
     assert words("  ") == []

@@ -36,70 +36,83 @@ N_MODULES = 4
 # The rank increment is what the jar's ``matches1 += len * w`` (an int field) adds: with the
 # search weights (1, .5, .5, .5) that is floor(len * w) per side, e.g. 0 for a one-word stem
 # match. A partial alignment is a tuple too:
-#   (-rank, chunks, distance, idx, last_match_end, used1, used2, chain)
-# where chain links the matches taken by the search ((position, match, chain) or None).
-_KEY = itemgetter(0, 1, 2)  # more matches, then fewer chunks, then less distance
+#   (key, idx, last_match_end, used1, used2, chain)
+# where key packs the jar's comparator (more matches, then fewer chunks, then less distance)
+# into one int, (R - rank) << 64 | chunks << 32 | distance, so that a plain int sort (stable, as
+# Collections.sort) orders the beam the jar's way; chain links the matches taken by the search
+# ((position, match, chain) or None).
+_KEY = itemgetter(0)
+_RANK = 1 << 64
+_CHUNK = 1 << 32
+_START = (1 << 40) << 64  # rank offset: ranks stay far below 2**40
 
 
 def make_match(j: int, length: int, i: int, mlen: int, module: int) -> tuple:
     w = SEARCH_WEIGHTS[module]
     inc = int(mlen * w) + int(length * w)
-    return (j, length, i, mlen, module, ((1 << mlen) - 1) << i, ((1 << length) - 1) << j, inc, j + length, i + mlen, abs(j - i))
+    return (
+        j,
+        length,
+        i,
+        mlen,
+        module,
+        ((1 << mlen) - 1) << i,
+        ((1 << length) - 1) << j,
+        inc * _RANK,
+        j + length,
+        i + mlen,
+        abs(j - i),
+    )
 
 
 def resolve(n2: int, cands: list[list[tuple]], fixed: list, used1: int, used2: int) -> tuple:
     """The jar's ``Aligner.resolve``: beam search over reference positions; returns the best
     partial alignment. ``fixed`` holds the matches placed before the search."""
-    nxt = [(0, 0, 0, 0, -1, used1, used2, None)]
+    nxt = [(_START, 0, -1, used1, used2, None)]
     for current in range(n2 + 1):
         paths = nxt
-        paths.sort(key=_KEY)  # list.sort is stable, as Collections.sort
+        paths.sort(key=_KEY)
         if len(paths) > BEAM:
             del paths[BEAM:]
         nxt = []
         push = nxt.append
         if current == n2:
             for p in paths:
-                if p[4] != -1:
-                    p = (p[0], p[1] + 1, *p[2:])
-                push(p)
+                push((p[0] + _CHUNK, *p[1:]) if p[2] != -1 else p)
             continue
         bit = 1 << current
         here = cands[current]
         for p in paths:
-            neg, chunks, dist, idx, last_end, u1, u2, chain = p
+            key, idx, last_end, u1, u2, chain = p
             if u2 & bit:
                 if current < idx:
                     push(p)
                 else:
                     m = fixed[idx]
                     if m is not None:
-                        push((
-                            neg - m[7],
-                            chunks + 1 if last_end != -1 and m[2] != last_end else chunks,
-                            dist + m[10],
+                        k = key - m[7] + m[10]
+                        if last_end != -1 and m[2] != last_end:
+                            k += _CHUNK
+                        push((k, m[8], m[9], u1, u2, chain))
+                continue
+            if here:
+                split = key - _CHUNK if last_end == -1 else key  # a match not continuing adds a chunk
+                for m in here:
+                    if u1 & m[5] or u2 & m[6]:
+                        continue
+                    push(
+                        (
+                            (key if m[2] == last_end else split + _CHUNK) - m[7],
                             m[8],
                             m[9],
-                            u1,
-                            u2,
-                            chain,
-                        ))
-                continue
-            for m in here:
-                if u1 & m[5] or u2 & m[6]:
-                    continue
-                push((
-                    neg - m[7],
-                    chunks + 1 if last_end != -1 and m[2] != last_end else chunks,
-                    dist,
-                    m[8],
-                    m[9],
-                    u1 | m[5],
-                    u2 | m[6],
-                    (current, m, chain),
-                ))
-                dist += m[10]  # sic: the jar adds the child's distance to the parent
-            push((neg, chunks + 1 if last_end != -1 else chunks, dist, idx + 1, -1, u1, u2, chain))
+                            u1 | m[5],
+                            u2 | m[6],
+                            (current, m, chain),
+                        )
+                    )
+                    key += m[10]  # sic: the jar adds the child's distance to the parent
+                    split += m[10]
+            push((key + _CHUNK if last_end != -1 else key, idx + 1, -1, u1, u2, chain))
         if not nxt:
             nxt.append(paths[0])
     nxt.sort(key=_KEY)
@@ -210,7 +223,7 @@ class Aligner:
         at = np.searchsorted(ref, flat)
         ok = at < len(ref)
         ok[ok] = ref[at[ok]] == flat[ok]
-        found = [(int(i), int(l) + 1, int(a)) for i, l, a in zip(starts_idx[ok], lens_idx[ok], at[ok])]
+        found = [(int(i), int(ln) + 1, int(a)) for i, ln, a in zip(starts_idx[ok], lens_idx[ok], at[ok])]
         found.sort()
         st = self.para.starts
         return [(i, length, int(st[a]), int(st[a + 1])) for i, length, a in found]
@@ -253,7 +266,7 @@ class Aligner:
         n1, n2 = len(w1), len(w2)
         h1 = [java_hash(w) for w in w1]
         h2 = [java_hash(w) for w in w2]
-        cands: list[list[Match]] = [[] for _ in range(n2)]
+        cands: list[list[tuple]] = [[] for _ in range(n2)]
         cov1 = [0] * n1
         cov2 = [0] * n2
 
@@ -316,7 +329,7 @@ class Aligner:
                     used2 |= m[6]
         best = resolve(n2, cands, fixed, used1, used2)
         matches = fixed.copy()
-        chain = best[7]
+        chain = best[5]
         while chain is not None:
             matches[chain[0]] = chain[1]
             chain = chain[2]

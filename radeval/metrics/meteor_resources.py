@@ -70,7 +70,28 @@ class Synonyms:
     suffix rules (``morph``) for inflected forms. (The relations file is never used by the jar.)"""
 
     # WordNet 3 morphology tables as the jar lists them: noun, verb, adjective suffixes
-    SUFX = ("s", "ses", "xes", "zes", "ches", "shes", "men", "ies", "s", "ies", "es", "es", "ed", "ed", "ing", "ing", "er", "est", "er", "est")
+    SUFX = (
+        "s",
+        "ses",
+        "xes",
+        "zes",
+        "ches",
+        "shes",
+        "men",
+        "ies",
+        "s",
+        "ies",
+        "es",
+        "es",
+        "ed",
+        "ed",
+        "ing",
+        "ing",
+        "er",
+        "est",
+        "er",
+        "est",
+    )
     ADDR = ("", "s", "x", "z", "ch", "sh", "man", "y", "", "y", "e", "", "e", "", "e", "", "", "", "e", "e")
 
     def __init__(self) -> None:
