@@ -2,7 +2,8 @@
 
 The default run compares a few hundred seeded report pairs in every tokenisation mode plus
 hand-made adversarial cases against the jar (skipped without Java/pycocoevalcap); the 10,000-pair
-run is ``scripts/meteor_parity.py`` (marked ``slow`` here as ``test_meteor_native_parity_10k``).
+run is ``scripts/meteor_parity.py`` (here ``test_meteor_native_parity_10k``, only with
+``RADEVAL_METEOR_PARITY=1``).
 Pure-Python pieces (normaliser rules, Java hash, stemmer) are checked without the jar where
 a known answer exists.
 """
@@ -10,6 +11,7 @@ a known answer exists.
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
 
 import numpy as np
@@ -115,19 +117,22 @@ def test_adversarial_statistics_equal_the_jar():
 @needs_jar
 @pytest.mark.parametrize("mode", ["r2gen-mimic", "r2gen-iu", "whitespace", "ptb"])
 def test_report_pairs_equal_the_jar_every_mode(mode):
-    """300 seeded pairs per mode: raw statistics identical, sample and corpus scores equal."""
-    from radeval.coco import meteor_jar
-    from radeval.metrics.meteor import MeteorNative, score_line
+    """200 seeded pairs per mode: raw statistics identical, sample and corpus scores equal."""
+    from radeval.coco import meteor_jar, meteor_score_lines
+    from radeval.metrics import meteor as meteor_mod
+    from radeval.metrics.meteor import MeteorNative, _parse_stats, score_line
     from radeval.tokenize import normalize
     from tests.report_corpus import report_pairs
 
-    pairs = report_pairs(300, seed=7)
+    pairs = report_pairs(200, seed=7)
     hyps, refs = [h for h, _ in pairs], [r for _, r in pairs]
     lines = [score_line(h, r) for h, r in zip(normalize(hyps, mode), normalize(refs, mode))]
-    jar, nat = _jar_and_native(lines)
+    meteor_mod._NATIVE_CACHE.clear()
+    res = MeteorNative(tokenize=mode).score(hyps, refs)
+    nat = np.array([meteor_mod._NATIVE_CACHE[line] for line in lines])
+    jar = np.array([_parse_stats(line, a) for line, a in zip(lines, meteor_score_lines(lines))])
     assert np.array_equal(jar, nat)
     seg, corpus = meteor_jar().evaluate([" ".join(repr(x) for x in row) for row in jar.tolist()])
-    res = MeteorNative(tokenize=mode).score(hyps, refs)
     np.testing.assert_allclose(res.sample["meteor"], seg, rtol=0, atol=1e-9)
     assert res.corpus["meteor"] == pytest.approx(corpus, abs=1e-9)
 
@@ -143,10 +148,30 @@ def test_native_metric_basics():
     assert m.stats([], []).shape == (0, 23)
 
 
+@needs_coco
+def test_meteor_key_backends():
+    from radeval.errors import ConfigError
+    from radeval.metrics.meteor import Meteor, MeteorNative
+    from radeval.registry import get_metric
+
+    m = get_metric("meteor", tokenize="whitespace")
+    assert isinstance(m, MeteorNative) and m.name == "meteor"
+    assert m.signature.startswith("meteor|impl:radeval-native-meteor-1.5|tok:whitespace|")
+    with pytest.raises(ConfigError):
+        get_metric("meteor", backend="java")
+    with pytest.raises(ConfigError):
+        get_metric("meteor", jars=2)
+    if HAS_JAVA:
+        assert isinstance(get_metric("meteor", backend="jar"), Meteor)
+
+
 @pytest.mark.slow
+@pytest.mark.skipif(
+    os.environ.get("RADEVAL_METEOR_PARITY") != "1", reason="set RADEVAL_METEOR_PARITY=1 (about 20 CPU-min)"
+)
 @needs_jar
 def test_meteor_native_parity_10k():
-    """The full parity run (minutes: the jar scores 40,000 lines)."""
+    """The full parity run: 10,000 pairs x 4 tokenisation modes + adversarial cases."""
     import subprocess
     import sys
     from pathlib import Path

@@ -1,5 +1,10 @@
 """METEOR 1.5 exactly as pycocoevalcap computes it (its bundled jar, ``-l en -norm``).
 
+Two backends give the same statistics: :class:`MeteorNative` (the ``meteor`` default and
+``meteor_native``; Python, no Java; see meteor_align.py) and :class:`Meteor`, which drives the
+jar itself (``meteor.backend=jar``, the checked reference). What follows describes the jar's
+protocol, which the native backend reproduces line for line.
+
 pycocoevalcap sends one ``SCORE ||| ref ||| hyp`` line per segment to the jar, collects the
 23 sufficient statistics the jar prints for each, and then sends one ``EVAL`` line holding all
 of them; the jar answers with each segment's score and then the corpus score, which is its
@@ -249,3 +254,24 @@ class MeteorNative(Metric):
 
     def from_totals(self, totals: np.ndarray) -> dict[str, np.ndarray]:
         return {"meteor": meteor_from_totals(totals)}
+
+
+BACKENDS = ("native", "jar")
+
+
+class MeteorNativeDefault(MeteorNative):
+    """``meteor`` on the native backend: same numbers as the jar, so the same metric name."""
+
+    name = "meteor"
+
+
+def meteor_metric(tokenize: str = DEFAULT_TOKENIZE, backend: str = "native", jars: int | None = None) -> Metric:
+    """The ``meteor`` registry entry: the native implementation by default; ``backend="jar"``
+    runs pycocoevalcap's jar (Java needed), kept as the checked reference."""
+    if backend == "native":
+        if jars is not None:
+            raise ConfigError("meteor jars applies to backend=jar only")
+        return MeteorNativeDefault(tokenize=tokenize)
+    if backend == "jar":
+        return Meteor(tokenize=tokenize, jars=jars)
+    raise ConfigError(f"meteor backend must be one of {', '.join(BACKENDS)}, got {backend!r}")

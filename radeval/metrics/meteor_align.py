@@ -18,6 +18,7 @@ weights.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from heapq import heappush, heapreplace
 from operator import itemgetter
 
 import numpy as np
@@ -45,6 +46,7 @@ _KEY = itemgetter(0)
 _RANK = 1 << 64
 _CHUNK = 1 << 32
 _START = (1 << 40) << 64  # rank offset: ranks stay far below 2**40
+_NEVER = 1 << 200  # larger than any key
 
 
 def make_match(j: int, length: int, i: int, mlen: int, module: int) -> tuple:
@@ -82,6 +84,11 @@ def resolve(n2: int, cands: list[list[tuple]], fixed: list, used1: int, used2: i
             continue
         bit = 1 << current
         here = cands[current]
+        # Pruning that cannot change the result: once BEAM children with key <= k are in nxt,
+        # a later item with key k sorts (stably) after all of them and is cut at the next
+        # step's truncation, so it is not built at all. heap: the BEAM smallest child keys.
+        heap: list[int] = []
+        cut = _NEVER
         for p in paths:
             key, idx, last_end, u1, u2, chain = p
             if u2 & bit:
@@ -100,18 +107,19 @@ def resolve(n2: int, cands: list[list[tuple]], fixed: list, used1: int, used2: i
                 for m in here:
                     if u1 & m[5] or u2 & m[6]:
                         continue
-                    push(
-                        (
-                            (key if m[2] == last_end else split + _CHUNK) - m[7],
-                            m[8],
-                            m[9],
-                            u1 | m[5],
-                            u2 | m[6],
-                            (current, m, chain),
-                        )
-                    )
+                    k = (key if m[2] == last_end else split + _CHUNK) - m[7]
                     key += m[10]  # sic: the jar adds the child's distance to the parent
                     split += m[10]
+                    if k >= cut:
+                        continue
+                    push((k, m[8], m[9], u1 | m[5], u2 | m[6], (current, m, chain)))
+                    if len(heap) < BEAM:
+                        heappush(heap, -k)
+                        if len(heap) == BEAM:
+                            cut = -heap[0]
+                    else:
+                        heapreplace(heap, -k)
+                        cut = -heap[0]
             push((key + _CHUNK if last_end != -1 else key, idx + 1, -1, u1, u2, chain))
         if not nxt:
             nxt.append(paths[0])
@@ -176,11 +184,13 @@ class Aligner:
         if len(parts) < 3:
             return None
         test = self.words(parts[-1])
+        if len(parts) == 3:  # one reference (what radeval sends): no score to compare
+            return self.stats(test, self.words(parts[1]))
+        from radeval.metrics.meteor import meteor_from_totals
+
         best, best_score = None, -1.0
         for ref in parts[1:-1]:  # several references: the first with the highest score
             stats = self.stats(test, self.words(ref))
-            from radeval.metrics.meteor import meteor_from_totals
-
             score = float(meteor_from_totals(np.array(stats, dtype=np.float64)))
             if score > best_score:
                 best, best_score = stats, score
@@ -205,60 +215,52 @@ class Aligner:
             out.append(k)
         return np.array(out, dtype=np.uint64)
 
-    def _phrases_at(self, keys: np.ndarray) -> list[tuple[int, int, int, int]]:
-        """Table phrases starting in this line: (position, length, first entry, end entry),
-        sorted by position then length (the trie's emission order)."""
+    def _grams(self, words: Sequence[str]) -> list[list[int]]:
+        """Phrase keys of every n-gram (n up to the table's longest phrase): [n-1][start]."""
         from radeval.metrics.meteor_resources import ngram_keys
 
-        n = len(keys)
-        lmax = min(self.para.max_ref_len, n)
+        lmax = min(max(self.para.max_ref_len, self.para.max_para_len), len(words))
         if lmax == 0:
             return []
-        grams = ngram_keys(keys, lmax)
-        pos = np.arange(n)
-        valid = pos[None, :] <= (n - 1 - np.arange(lmax))[:, None]  # [l-1, i]: i + l <= n
-        lens_idx, starts_idx = np.nonzero(valid)
-        flat = grams[lens_idx, starts_idx]
-        ref = self.para.ref_keys
-        at = np.searchsorted(ref, flat)
-        ok = at < len(ref)
-        ok[ok] = ref[at[ok]] == flat[ok]
-        found = [(int(i), int(ln) + 1, int(a)) for i, ln, a in zip(starts_idx[ok], lens_idx[ok], at[ok])]
-        found.sort()
-        st = self.para.starts
-        return [(i, length, int(st[a]), int(st[a + 1])) for i, length, a in found]
+        grams = ngram_keys(self._keys(words), lmax)
+        return [grams[n - 1, : len(words) - n + 1].tolist() for n in range(1, lmax + 1)]
 
-    def _para_hits(self, phrases, other_keys: np.ndarray) -> list[tuple[int, int, int, int, int]]:
+    def _phrases_at(self, grams: list[list[int]]) -> list[tuple[int, int, int, int]]:
+        """Table phrases starting in this line: (position, length, first entry, end entry),
+        by position then length, the order the jar's trie emits them. (The trie stops at the
+        first word with no transition; a longer phrase is then absent from the table too.)"""
+        index, starts = self.para.index, self.para.starts_list
+        out = []
+        for i in range(len(grams[0]) if grams else 0):
+            for n in range(1, min(self.para.max_ref_len, len(grams)) + 1):
+                if i < len(grams[n - 1]):
+                    r = index.get(grams[n - 1][i])
+                    if r is not None:
+                        out.append((i, n, starts[r], starts[r + 1]))
+        return out
+
+    def _para_hits(self, phrases, other: list[list[int]]) -> list[tuple[int, int, int, int, int]]:
         """For each table phrase at (pos, len): its paraphrases found in the other line, as
         (pos, len, entry, other_pos, para_len), in the jar's loop order."""
-        from radeval.metrics.meteor_resources import ngram_keys
-
-        if not phrases:
+        if not phrases or not other:
             return []
-        n = len(other_keys)
-        lmax = min(self.para.max_para_len, n)
-        if lmax == 0:
-            return []
-        grams = ngram_keys(other_keys, lmax)
         where: dict[int, list[int]] = {}
-        for length in range(1, lmax + 1):
-            for i in range(n - length + 1):
-                where.setdefault(int(grams[length - 1, i]), []).append(i)
+        for n in range(1, min(self.para.max_para_len, len(other)) + 1):
+            for i, k in enumerate(other[n - 1]):
+                where.setdefault(k, []).append(i)
         lo = np.array([p[2] for p in phrases], dtype=np.int64)
-        hi = np.array([p[3] for p in phrases], dtype=np.int64)
-        counts = hi - lo
+        counts = np.array([p[3] - p[2] for p in phrases], dtype=np.int64)
         owner = np.repeat(np.arange(len(phrases)), counts)
         entries = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts) + np.repeat(lo, counts)
         pk = self.para.para_keys[entries]
-        keyset = np.fromiter(where.keys(), dtype=np.uint64, count=len(where))
-        hit = np.isin(pk, keyset)
+        hit = np.isin(pk, np.fromiter(where.keys(), dtype=np.uint64, count=len(where)))
         out = []
         plens = self.para.para_lens
-        for e, o, k in zip(entries[hit], owner[hit], pk[hit]):
+        for e, o, k in zip(entries[hit].tolist(), owner[hit].tolist(), pk[hit].tolist()):
             pos, length = phrases[o][0], phrases[o][1]
             plen = int(plens[e])
-            for j in where[int(k)]:
-                out.append((pos, length, int(e), j, plen))
+            for j in where[k]:
+                out.append((pos, length, e, j, plen))
         return out
 
     def stats(self, w1: list[str], w2: list[str]) -> tuple[float, ...]:
@@ -311,11 +313,10 @@ class Aligner:
                         add(j, 1, i, 1, 2)
             # paraphrase: phrases of the reference found in the hypothesis, then the reverse
             if n1 and n2:
-                k1, k2 = self._keys(w1), self._keys(w2)
-                for j, length, _e, i, plen in self._para_hits(self._phrases_at(k2), k1):
+                g1, g2 = self._grams(w1), self._grams(w2)
+                for j, length, _e, i, plen in self._para_hits(self._phrases_at(g2), g1):
                     add(j, length, i, plen, 3)
-                rev = self._para_hits(self._phrases_at(k1), k2)
-                for i, length, _e, j, plen in rev:
+                for i, length, _e, j, plen in self._para_hits(self._phrases_at(g1), g2):
                     add(j, plen, i, length, 3)
 
         fixed: list = [None] * n2

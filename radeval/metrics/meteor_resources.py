@@ -185,12 +185,16 @@ class Paraphrases:
     FILES = ("ref_keys", "starts", "para_keys", "para_lens")
 
     def __init__(self, arrays: dict[str, np.ndarray]):
-        self.ref_keys = arrays["ref_keys"]
-        self.starts = arrays["starts"]
-        self.para_keys = arrays["para_keys"]
-        self.para_lens = arrays["para_lens"]
+        # plain ndarray views of the memory maps (pages load on first touch; no memmap wrapper)
+        self.ref_keys = np.asarray(arrays["ref_keys"])
+        self.starts = np.asarray(arrays["starts"])
+        self.para_keys = np.asarray(arrays["para_keys"])
+        self.para_lens = np.asarray(arrays["para_lens"])
         self.max_ref_len = int(arrays["max_ref_len"][0])
         self.max_para_len = int(arrays["max_para_len"][0])
+        # phrase key -> row, for per-word lookups from Python (430k entries, ~0.1 s to build)
+        self.index = dict(zip(self.ref_keys.tolist(), range(len(self.ref_keys))))
+        self.starts_list = self.starts.tolist()
 
     @classmethod
     def load(cls) -> Paraphrases:
