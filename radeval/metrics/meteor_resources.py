@@ -207,7 +207,18 @@ class Paraphrases:
         folder = cache_root() / f"paraphrase-en-v{CACHE_FORMAT}-{st.st_size}-{int(st.st_mtime)}"
         names = (*cls.FILES, "max_ref_len", "max_para_len")
         if not all((folder / f"{n}.npy").is_file() for n in names):
-            _build(src, folder)
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            # one builder at a time (e.g. several ranks starting together); the others wait and
+            # then find the finished files
+            with open(folder.parent / ".build.lock", "w") as lock:
+                try:
+                    import fcntl
+
+                    fcntl.flock(lock, fcntl.LOCK_EX)
+                except ImportError:  # not POSIX: builders may race; each file still lands whole
+                    pass
+                if not all((folder / f"{n}.npy").is_file() for n in names):
+                    _build(src, folder)
         return cls({n: np.load(folder / f"{n}.npy", mmap_mode="r") for n in names})
 
 
