@@ -4,9 +4,10 @@
 
 For each tokenisation mode it times, on ``--n`` generated report pairs (tests/report_corpus.py):
 
-* radeval: ``Bleu``, ``RougeL`` and ``Meteor`` ``.score()`` on the raw texts (normalisation
-  included in radeval's time; caches emptied and the METEOR jar restarted before each mode,
-  so every mode pays one JVM start, as a fresh ``radeval score`` run does);
+* radeval: ``Bleu``, ``RougeL`` and METEOR ``.score()`` on the raw texts (normalisation
+  included in radeval's time; caches emptied and METEOR's resources reloaded — the native
+  backend's data files, or a JVM start with ``--meteor-backend jar`` — before each mode, as a
+  fresh ``radeval score`` run does; ``--meteor-jars`` counts always time the jar);
 * pycocoevalcap: ``Bleu(4)``, ``Rouge()`` and ``Meteor()`` (constructor = JVM start included)
   ``.compute_score()`` on the texts radeval normalised (pycocoevalcap's side gets that for
   free, so the ratio is conservative);
@@ -43,7 +44,7 @@ sys.path.insert(0, str(ROOT))
 from radeval import coco, tokenize  # noqa: E402
 from radeval.metrics import meteor as meteor_mod  # noqa: E402
 from radeval.metrics import nlg  # noqa: E402
-from radeval.metrics.meteor import Meteor, one_line  # noqa: E402
+from radeval.metrics.meteor import Meteor, MeteorNative, one_line  # noqa: E402
 from radeval.metrics.nlg import Bleu, RougeL  # noqa: E402
 from radeval.tokenize import DEFAULT_TOKENIZE, normalize  # noqa: E402
 from tests.report_corpus import report_pairs  # noqa: E402
@@ -58,6 +59,8 @@ def _clear_caches() -> None:
     nlg._coco_ref_tokens.cache_clear()
     coco._PTB_CACHE.clear()
     meteor_mod._CACHE.clear()
+    meteor_mod._NATIVE_CACHE.clear()
+    meteor_mod._ALIGNER = None  # the native path reloads its resources, as a fresh run does
     coco.shutdown_meteor()
 
 
@@ -76,7 +79,7 @@ def _children_cpu() -> float:
 JVM_CPU: dict[str, float] = {}
 
 
-def run_radeval(hyps, refs, mode, jars):
+def run_radeval(hyps, refs, mode, jars, backend="native"):
     _clear_caches()
     times, results = {}, {}
     results["bleu"], times["bleu"] = _timed(lambda: Bleu(tokenize=mode).score(hyps, refs))
@@ -86,7 +89,7 @@ def run_radeval(hyps, refs, mode, jars):
             _clear_caches()
         key = "meteor" if j == jars[0] else f"meteor_jars{j}"
         cpu = _children_cpu()
-        metric = Meteor(tokenize=mode, jars=j)
+        metric = MeteorNative(tokenize=mode) if backend == "native" and j == jars[0] else Meteor(tokenize=mode, jars=j)
         results[key], times[key] = _timed(lambda m=metric: m.score(hyps, refs))
         coco.shutdown_meteor()  # reap the jars so their CPU time is counted
         JVM_CPU[f"radeval:{key}"] = _children_cpu() - cpu
@@ -222,6 +225,17 @@ def meteor_cold(backend: str, n: int, seed: int, mode: str) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def _pid_cpu(pid: int | None) -> float:
+    """CPU seconds used so far by a live process (Linux /proc), 0 where unknown."""
+    if pid is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
 def meteor_warm(sizes: list[int], seed: int, mode: str) -> dict:
     """Warm timings in this process: every backend loaded and warmed on other pairs first."""
     from pycocoevalcap.meteor.meteor import Meteor as CocoMeteor
@@ -233,6 +247,7 @@ def meteor_warm(sizes: list[int], seed: int, mode: str) -> dict:
     wh, wr = [h for h, _ in warm], [r for _, r in warm]
     native.score(wh, wr)
     jar.score(wh, wr)
+    jvm = {"native": None, "jar": coco.meteor_jar()._proc.pid, "coco": cocom.meteor_p.pid}
     out: dict = {}
     try:
         for n in sizes:
@@ -247,9 +262,9 @@ def meteor_warm(sizes: list[int], seed: int, mode: str) -> dict:
             ):
                 meteor_mod._CACHE.clear()
                 meteor_mod._NATIVE_CACHE.clear()
-                c0 = time.process_time()
+                c0, j0 = time.process_time(), _pid_cpu(jvm[name])
                 _, wall = _timed(fn)
-                row[name] = {"wall_s": wall, "cpu_s": time.process_time() - c0}  # the JVM's CPU is not ours here
+                row[name] = {"wall_s": wall, "cpu_s": time.process_time() - c0 + _pid_cpu(jvm[name]) - j0}
             out[n] = row
         # reward-sized calls: 64 completions x 8 references, fresh pairs each call
         calls = 5
@@ -257,13 +272,16 @@ def meteor_warm(sizes: list[int], seed: int, mode: str) -> dict:
         for name, metric in (("native", native), ("jar", jar)):
             meteor_mod._CACHE.clear()
             meteor_mod._NATIVE_CACHE.clear()
-            c0 = time.process_time()
+            c0, j0 = time.process_time(), _pid_cpu(jvm[name])
             t0 = time.perf_counter()
             for k in range(calls):
                 chunk = pairs[512 * k : 512 * (k + 1)]
                 metric.score([h for h, _ in chunk], [r for _, r in chunk])
+            cpu = time.process_time() - c0 + _pid_cpu(jvm[name]) - j0
             out.setdefault("reward_512", {})[name] = {
-                "wall_s_per_call": (time.perf_counter() - t0) / calls, "cpu_s_per_call": (time.process_time() - c0) / calls}
+                "wall_s_per_call": (time.perf_counter() - t0) / calls,
+                "cpu_s_per_call": cpu / calls,
+            }
     finally:
         cocom.meteor_p.stdin.close()
         cocom.meteor_p.kill()
@@ -273,7 +291,7 @@ def meteor_warm(sizes: list[int], seed: int, mode: str) -> dict:
 
 
 def bench_meteor_backends(sizes: list[int], seed: int, mode: str) -> bool:
-    print(f"\n== METEOR backends, tokenize={mode} (cold: fresh process; CPU includes the JVM's)")
+    print(f"\n== METEOR backends, tokenize={mode} (cold: fresh process; CPU includes the JVM's, warm too)")
     equal = True
     print(f"{'pairs':>7} {'backend':<8}{'cold wall s':>12}{'cold CPU s':>12}{'peak MB':>9}")
     for n in sizes:
@@ -285,10 +303,10 @@ def bench_meteor_backends(sizes: list[int], seed: int, mode: str) -> bool:
             peak = r["maxrss_mb"] if b == "native" else max(r["maxrss_mb"], r["jvm_maxrss_mb"])
             print(f"{n:>7} {b:<8}{r['wall_s']:>12.2f}{r['cpu_s']:>12.2f}{peak:>9.0f}   max |diff| vs pycocoevalcap {d:.1e}")
     warm = meteor_warm(sizes, seed, mode)
-    print(f"{'pairs':>7} {'backend':<8}{'warm wall s':>12}{'ms/segment':>12}{'our CPU s':>11}")
+    print(f"{'pairs':>7} {'backend':<8}{'warm wall s':>12}{'CPU s':>9}{'CPU ms/segment':>16}")
     for n in sizes:
         for b, r in warm[n].items():
-            print(f"{n:>7} {b:<8}{r['wall_s']:>12.2f}{1e3 * r['wall_s'] / n:>12.3f}{r['cpu_s']:>11.2f}")
+            print(f"{n:>7} {b:<8}{r['wall_s']:>12.2f}{r['cpu_s']:>9.2f}{1e3 * r['cpu_s'] / max(n, 1):>16.3f}")
     for b, r in warm["reward_512"].items():
         print(f"reward call (64x8 = 512 pairs) {b:<7} {r['wall_s_per_call']:.3f} s wall, {r['cpu_s_per_call']:.3f} s CPU")
     print(f"METEOR backends equal to pycocoevalcap to 1e-9: {'yes' if equal else 'NO'}")
@@ -306,6 +324,9 @@ def main() -> None:
         help="comma list of METEOR jar-process counts to time radeval with (first one counts in totals)",
     )
     ap.add_argument("--radeval-venv", type=Path, default=Path("/work/refvenvs/radeval"))
+    ap.add_argument(
+        "--meteor-backend", default="native", choices=("native", "jar"), help="radeval's METEOR in the suite table"
+    )
     ap.add_argument("--meteor-backends", default="", help="comma list of pair counts, e.g. 1000,10000")
     ap.add_argument("--only-meteor", action="store_true", help="only the --meteor-backends table")
     args = ap.parse_args()
@@ -328,7 +349,7 @@ def main() -> None:
     all_equal = True
     for mode in args.modes.split(","):
         jars = [int(j) for j in args.meteor_jars.split(",")]
-        ours, t_ours = run_radeval(hyps, refs, mode, jars)
+        ours, t_ours = run_radeval(hyps, refs, mode, jars, args.meteor_backend)
         hn, rn = normalize(hyps, mode), normalize(refs, mode)
         theirs, t_theirs = run_coco(hn, rn)
         diffs = max_diffs(ours, theirs)
