@@ -4,14 +4,21 @@
 
 For each tokenisation mode it times, on ``--n`` generated report pairs (tests/report_corpus.py):
 
-* radeval: ``Bleu``, ``RougeL`` and ``Meteor`` ``.score()`` on the raw texts (normalisation
-  included in radeval's time; caches emptied and the METEOR jar restarted before each mode,
-  so every mode pays one JVM start, as a fresh ``radeval score`` run does);
+* radeval: ``Bleu``, ``RougeL`` and METEOR ``.score()`` on the raw texts (normalisation
+  included in radeval's time; caches emptied and METEOR's resources reloaded — the native
+  backend's data files, or a JVM start with ``--meteor-backend jar`` — before each mode, as a
+  fresh ``radeval score`` run does; ``--meteor-jars`` counts always time the jar);
 * pycocoevalcap: ``Bleu(4)``, ``Rouge()`` and ``Meteor()`` (constructor = JVM start included)
   ``.compute_score()`` on the texts radeval normalised (pycocoevalcap's side gets that for
   free, so the ratio is conservative);
 
 then checks every corpus and per-sample value agrees to 1e-9 and prints the times and ratios.
+``--meteor-backends 1000,10000`` times METEOR alone in three implementations on the same pairs
+(tokenize ``--modes``' first mode): radeval's native METEOR (``meteor_native``, no Java), radeval
+driving the jar, and pycocoevalcap's ``Meteor``; each cold (a fresh process: imports, JVM start
+or resource loading, scoring; CPU time includes the JVM's) and warm (resources loaded, caches
+emptied), plus a reward-sized call (64 completions x 8 references = 512 pairs, warm), with the
+native path's peak memory (paraphrase table loaded). ``--only-meteor`` skips the suite table.
 With ``--radeval-venv`` (default /work/refvenvs/radeval, if it exists) it also times RadEval's
 BLEU in that venv on the same raw pairs (RadEval imports as ``radeval`` too, so it cannot share
 our environment).
@@ -37,7 +44,7 @@ sys.path.insert(0, str(ROOT))
 from radeval import coco, tokenize  # noqa: E402
 from radeval.metrics import meteor as meteor_mod  # noqa: E402
 from radeval.metrics import nlg  # noqa: E402
-from radeval.metrics.meteor import Meteor, one_line  # noqa: E402
+from radeval.metrics.meteor import Meteor, MeteorNative, one_line  # noqa: E402
 from radeval.metrics.nlg import Bleu, RougeL  # noqa: E402
 from radeval.tokenize import DEFAULT_TOKENIZE, normalize  # noqa: E402
 from tests.report_corpus import report_pairs  # noqa: E402
@@ -52,6 +59,8 @@ def _clear_caches() -> None:
     nlg._coco_ref_tokens.cache_clear()
     coco._PTB_CACHE.clear()
     meteor_mod._CACHE.clear()
+    meteor_mod._NATIVE_CACHE.clear()
+    meteor_mod._ALIGNER = None  # the native path reloads its resources, as a fresh run does
     coco.shutdown_meteor()
 
 
@@ -70,7 +79,7 @@ def _children_cpu() -> float:
 JVM_CPU: dict[str, float] = {}
 
 
-def run_radeval(hyps, refs, mode, jars):
+def run_radeval(hyps, refs, mode, jars, backend="native"):
     _clear_caches()
     times, results = {}, {}
     results["bleu"], times["bleu"] = _timed(lambda: Bleu(tokenize=mode).score(hyps, refs))
@@ -80,7 +89,7 @@ def run_radeval(hyps, refs, mode, jars):
             _clear_caches()
         key = "meteor" if j == jars[0] else f"meteor_jars{j}"
         cpu = _children_cpu()
-        metric = Meteor(tokenize=mode, jars=j)
+        metric = MeteorNative(tokenize=mode) if backend == "native" and j == jars[0] else Meteor(tokenize=mode, jars=j)
         results[key], times[key] = _timed(lambda m=metric: m.score(hyps, refs))
         coco.shutdown_meteor()  # reap the jars so their CPU time is counted
         JVM_CPU[f"radeval:{key}"] = _children_cpu() - cpu
@@ -167,6 +176,143 @@ def run_radeval_peer(venv: Path, pairs) -> dict | None:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+METEOR_COLD_SCRIPT = r"""
+import json, resource, sys, time
+sys.path.insert(0, sys.argv[1])
+backend, n, seed, mode = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+from tests.report_corpus import report_pairs
+pairs = report_pairs(n, seed=seed)
+hyps, refs = [h for h, _ in pairs], [r for _, r in pairs]
+if backend == "coco":  # pycocoevalcap gets radeval's normalised text for free
+    from radeval.metrics.meteor import one_line
+    from radeval.tokenize import normalize
+    hn, rn = normalize(hyps, mode), normalize(refs, mode)
+c0 = time.process_time()
+t0 = time.perf_counter()
+if backend == "native":
+    from radeval.metrics.meteor import MeteorNative
+    values = MeteorNative(tokenize=mode).score(hyps, refs).sample["meteor"].tolist()
+elif backend == "jar":
+    from radeval import coco
+    from radeval.metrics.meteor import Meteor
+    values = Meteor(tokenize=mode).score(hyps, refs).sample["meteor"].tolist()
+    coco.shutdown_meteor()
+else:
+    from pycocoevalcap.meteor.meteor import Meteor as CocoMeteor
+    scorer = CocoMeteor()
+    _, values = scorer.compute_score({i: [one_line(r)] for i, r in enumerate(rn)}, {i: [one_line(h)] for i, h in enumerate(hn)})
+    scorer.meteor_p.stdin.close(); scorer.meteor_p.kill(); scorer.meteor_p.wait()
+    values = [float(v) for v in values]
+wall = time.perf_counter() - t0
+kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+cpu = time.process_time() - c0 + kids.ru_utime + kids.ru_stime
+rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"wall_s": wall, "cpu_s": cpu, "maxrss_mb": rss / 1024, "jvm_maxrss_mb": kids.ru_maxrss / 1024, "values": values}))
+"""
+
+
+def meteor_cold(backend: str, n: int, seed: int, mode: str) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        script = Path(tmp) / "cold.py"
+        script.write_text(METEOR_COLD_SCRIPT)
+        env = dict(os.environ, OMP_NUM_THREADS="1")
+        proc = subprocess.run(
+            [sys.executable, str(script), str(ROOT), backend, str(n), str(seed), mode],
+            capture_output=True, text=True, env=env, timeout=7200,
+        )
+    if proc.returncode != 0:
+        raise RuntimeError(f"cold METEOR run ({backend}) failed: {proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _pid_cpu(pid: int | None) -> float:
+    """CPU seconds used so far by a live process (Linux /proc), 0 where unknown."""
+    if pid is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def meteor_warm(sizes: list[int], seed: int, mode: str) -> dict:
+    """Warm timings in this process: every backend loaded and warmed on other pairs first."""
+    from pycocoevalcap.meteor.meteor import Meteor as CocoMeteor
+
+    from radeval.metrics.meteor import MeteorNative
+
+    native, jar, cocom = MeteorNative(tokenize=mode), Meteor(tokenize=mode), CocoMeteor()
+    warm = report_pairs(200, seed=seed + 101)
+    wh, wr = [h for h, _ in warm], [r for _, r in warm]
+    native.score(wh, wr)
+    jar.score(wh, wr)
+    jvm = {"native": None, "jar": coco.meteor_jar()._proc.pid, "coco": cocom.meteor_p.pid}
+    out: dict = {}
+    try:
+        for n in sizes:
+            pairs = report_pairs(n, seed=seed)
+            hyps, refs = [h for h, _ in pairs], [r for _, r in pairs]
+            hn, rn = normalize(hyps, mode), normalize(refs, mode)
+            row = {}
+            for name, fn in (
+                ("native", lambda h=hyps, r=refs: native.score(h, r)),
+                ("jar", lambda h=hyps, r=refs: jar.score(h, r)),
+                ("coco", lambda g={i: [one_line(r)] for i, r in enumerate(rn)}, s={i: [one_line(h)] for i, h in enumerate(hn)}: cocom.compute_score(g, s)),
+            ):
+                meteor_mod._CACHE.clear()
+                meteor_mod._NATIVE_CACHE.clear()
+                c0, j0 = time.process_time(), _pid_cpu(jvm[name])
+                _, wall = _timed(fn)
+                row[name] = {"wall_s": wall, "cpu_s": time.process_time() - c0 + _pid_cpu(jvm[name]) - j0}
+            out[n] = row
+        # reward-sized calls: 64 completions x 8 references, fresh pairs each call
+        calls = 5
+        pairs = report_pairs(512 * calls, seed=seed + 7)
+        for name, metric in (("native", native), ("jar", jar)):
+            meteor_mod._CACHE.clear()
+            meteor_mod._NATIVE_CACHE.clear()
+            c0, j0 = time.process_time(), _pid_cpu(jvm[name])
+            t0 = time.perf_counter()
+            for k in range(calls):
+                chunk = pairs[512 * k : 512 * (k + 1)]
+                metric.score([h for h, _ in chunk], [r for _, r in chunk])
+            cpu = time.process_time() - c0 + _pid_cpu(jvm[name]) - j0
+            out.setdefault("reward_512", {})[name] = {
+                "wall_s_per_call": (time.perf_counter() - t0) / calls,
+                "cpu_s_per_call": cpu / calls,
+            }
+    finally:
+        cocom.meteor_p.stdin.close()
+        cocom.meteor_p.kill()
+        cocom.meteor_p.wait()
+        coco.shutdown_meteor()
+    return out
+
+
+def bench_meteor_backends(sizes: list[int], seed: int, mode: str) -> bool:
+    print(f"\n== METEOR backends, tokenize={mode} (cold: fresh process; CPU includes the JVM's, warm too)")
+    equal = True
+    print(f"{'pairs':>7} {'backend':<8}{'cold wall s':>12}{'cold CPU s':>12}{'peak MB':>9}")
+    for n in sizes:
+        cold = {b: meteor_cold(b, n, seed, mode) for b in ("native", "jar", "coco")}
+        ref = np.asarray(cold["coco"]["values"])
+        for b, r in cold.items():
+            d = float(np.max(np.abs(np.asarray(r["values"]) - ref))) if n else 0.0
+            equal &= d <= TOL
+            peak = r["maxrss_mb"] if b == "native" else max(r["maxrss_mb"], r["jvm_maxrss_mb"])
+            print(f"{n:>7} {b:<8}{r['wall_s']:>12.2f}{r['cpu_s']:>12.2f}{peak:>9.0f}   max |diff| vs pycocoevalcap {d:.1e}")
+    warm = meteor_warm(sizes, seed, mode)
+    print(f"{'pairs':>7} {'backend':<8}{'warm wall s':>12}{'CPU s':>9}{'CPU ms/segment':>16}")
+    for n in sizes:
+        for b, r in warm[n].items():
+            print(f"{n:>7} {b:<8}{r['wall_s']:>12.2f}{r['cpu_s']:>9.2f}{1e3 * r['cpu_s'] / max(n, 1):>16.3f}")
+    for b, r in warm["reward_512"].items():
+        print(f"reward call (64x8 = 512 pairs) {b:<7} {r['wall_s_per_call']:.3f} s wall, {r['cpu_s_per_call']:.3f} s CPU")
+    print(f"METEOR backends equal to pycocoevalcap to 1e-9: {'yes' if equal else 'NO'}")
+    return equal
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=10_000)
@@ -178,7 +324,17 @@ def main() -> None:
         help="comma list of METEOR jar-process counts to time radeval with (first one counts in totals)",
     )
     ap.add_argument("--radeval-venv", type=Path, default=Path("/work/refvenvs/radeval"))
+    ap.add_argument(
+        "--meteor-backend", default="native", choices=("native", "jar"), help="radeval's METEOR in the suite table"
+    )
+    ap.add_argument("--meteor-backends", default="", help="comma list of pair counts, e.g. 1000,10000")
+    ap.add_argument("--only-meteor", action="store_true", help="only the --meteor-backends table")
     args = ap.parse_args()
+    if args.meteor_backends:
+        sizes = [int(x) for x in args.meteor_backends.split(",")]
+        ok = bench_meteor_backends(sizes, args.seed, args.modes.split(",")[0])
+        if args.only_meteor:
+            sys.exit(0 if ok else 1)
 
     pairs = report_pairs(args.n, seed=args.seed)
     hyps, refs = [h for h, _ in pairs], [r for _, r in pairs]
@@ -193,7 +349,7 @@ def main() -> None:
     all_equal = True
     for mode in args.modes.split(","):
         jars = [int(j) for j in args.meteor_jars.split(",")]
-        ours, t_ours = run_radeval(hyps, refs, mode, jars)
+        ours, t_ours = run_radeval(hyps, refs, mode, jars, args.meteor_backend)
         hn, rn = normalize(hyps, mode), normalize(refs, mode)
         theirs, t_theirs = run_coco(hn, rn)
         diffs = max_diffs(ours, theirs)

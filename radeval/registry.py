@@ -227,14 +227,24 @@ _builtin(
 )
 _builtin(
     "meteor",
-    "radeval.metrics.meteor:Meteor",
+    "radeval.metrics.meteor:meteor_metric",
     ("meteor",),
-    "METEOR 1.5 as pycocoevalcap's jar (-l en -norm), corpus from the jar's aggregate statistics",
+    "METEOR 1.5 as pycocoevalcap's jar (-l en -norm), corpus from the jar's aggregate statistics; "
+    "native (no Java) by default, the jar itself with backend=jar",
     extra="coco",
     options={
         "tokenize": "r2gen-mimic (default) | r2gen-iu | whitespace | ptb",
-        "jars": "jar processes to split a batch over (speed only; default $RADEVAL_METEOR_JARS or 1)",
+        "backend": "native (default; no Java, same statistics as the jar) | jar (pycocoevalcap's jar, needs Java)",
+        "jars": "backend=jar: jar processes to split a batch over (speed only; default $RADEVAL_METEOR_JARS or 1)",
     },
+)
+_builtin(
+    "meteor_native",
+    "radeval.metrics.meteor:MeteorNative",
+    ("meteor",),
+    "METEOR 1.5 without Java: the jar's normaliser, matchers and beam search in Python (same statistics)",
+    extra="coco",
+    options={"tokenize": "r2gen-mimic (default) | r2gen-iu | whitespace | ptb"},
 )
 _builtin(
     "bertscore",

@@ -1,5 +1,10 @@
 """METEOR 1.5 exactly as pycocoevalcap computes it (its bundled jar, ``-l en -norm``).
 
+Two backends give the same statistics: :class:`MeteorNative` (the ``meteor`` default and
+``meteor_native``; Python, no Java; see meteor_align.py) and :class:`Meteor`, which drives the
+jar itself (``meteor.backend=jar``, the checked reference). What follows describes the jar's
+protocol, which the native backend reproduces line for line.
+
 pycocoevalcap sends one ``SCORE ||| ref ||| hyp`` line per segment to the jar, collects the
 23 sufficient statistics the jar prints for each, and then sends one ``EVAL`` line holding all
 of them; the jar answers with each segment's score and then the corpus score, which is its
@@ -27,6 +32,7 @@ beta 0.2, gamma 0.6, delta 0.75; modules exact, stem, synonym, paraphrase weight
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Sequence
 
 import numpy as np
@@ -188,3 +194,84 @@ def _parse_stats(line: str, answer: str) -> tuple[float, ...]:
 
         raise RadevalError(f"unexpected answer from the METEOR jar {answer[:200]!r} to {line[:200]!r}")
     return values
+
+
+# ------------------------------------------------------------------------------ native
+_NATIVE_CACHE: dict[str, tuple[float, ...]] = {}
+_ALIGNER = None
+_ALIGNER_LOCK = threading.Lock()
+
+
+def native_aligner():
+    """The process-wide native aligner (resources load once: ~1 s, or the one-time cache build)."""
+    global _ALIGNER
+    with _ALIGNER_LOCK:
+        if _ALIGNER is None:
+            from radeval.metrics.meteor_align import Aligner
+
+            _ALIGNER = Aligner()
+        return _ALIGNER
+
+
+class MeteorNative(Metric):
+    """METEOR 1.5 in Python, statistic for statistic the jar's (no Java): the same protocol
+    line is parsed, normalised, aligned and counted as ``meteor-1.5.jar -stdio -l en -norm``
+    does; the data files come from the installed pycocoevalcap (the ``[coco]`` extra)."""
+
+    name = "meteor_native"
+    keys = ("meteor",)
+    stat_names = STAT_NAMES
+
+    def __init__(self, tokenize: str = DEFAULT_TOKENIZE):
+        self.tokenize = check_mode(tokenize)
+        from radeval import coco
+
+        coco._pycocoevalcap_dir()  # fail at construction, with the fix, when pycocoevalcap is absent
+
+    def settings(self) -> dict:
+        return {"impl": "radeval-native-meteor-1.5", "tok": self.tokenize, "eval": EVAL_ID}
+
+    def stats(self, hyps: Sequence[str], refs: Sequence[str], images: Sequence[str | None] | None = None) -> np.ndarray:
+        if len(hyps) == 0:
+            return np.zeros((0, len(STAT_NAMES)))
+        hyps_n, refs_n = normalize(hyps, self.tokenize), normalize(refs, self.tokenize)
+        lines = [score_line(h, r) for h, r in zip(hyps_n, refs_n)]
+        known = {line: _NATIVE_CACHE[line] for line in set(lines) if line in _NATIVE_CACHE}
+        todo = [line for line in dict.fromkeys(lines) if line not in known]
+        if todo:
+            aligner = native_aligner()
+            for line in todo:
+                got = aligner.line_stats(line)
+                if got is None:
+                    from radeval.errors import RadevalError
+
+                    raise RadevalError(f"METEOR cannot score the protocol line {line[:200]!r}")
+                known[line] = got
+            if len(_NATIVE_CACHE) + len(todo) > _CACHE_MAX:
+                _NATIVE_CACHE.clear()
+            _NATIVE_CACHE.update((line, known[line]) for line in todo)
+        return aggregation_rows(np.array([known[line] for line in lines], dtype=np.float64))
+
+    def from_totals(self, totals: np.ndarray) -> dict[str, np.ndarray]:
+        return {"meteor": meteor_from_totals(totals)}
+
+
+BACKENDS = ("native", "jar")
+
+
+class MeteorNativeDefault(MeteorNative):
+    """``meteor`` on the native backend: same numbers as the jar, so the same metric name."""
+
+    name = "meteor"
+
+
+def meteor_metric(tokenize: str = DEFAULT_TOKENIZE, backend: str = "native", jars: int | None = None) -> Metric:
+    """The ``meteor`` registry entry: the native implementation by default; ``backend="jar"``
+    runs pycocoevalcap's jar (Java needed), kept as the checked reference."""
+    if backend == "native":
+        if jars is not None:
+            raise ConfigError("meteor jars applies to backend=jar only")
+        return MeteorNativeDefault(tokenize=tokenize)
+    if backend == "jar":
+        return Meteor(tokenize=tokenize, jars=jars)
+    raise ConfigError(f"meteor backend must be one of {', '.join(BACKENDS)}, got {backend!r}")

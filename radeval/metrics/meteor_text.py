@@ -1,0 +1,133 @@
+"""The text side of METEOR 1.5 ``-stdio -l en -norm`` as the jar does it, in Python.
+
+One ``SCORE ||| ref ||| hyp`` line is split on '|||' (Java ``String.split``: trailing empty
+parts dropped), each part ``trim()``-ed, run through the jar's English ``Normalizer
+.normalizeLine(line, en, keepPunctuation=true)`` (a Moses-tokenizer variant), lower-cased and cut
+into words with ``StringTokenizer`` (space, tab, newline, carriage return, form feed only).
+
+Java regular expressions differ from Python's in a few places that matter here, so the
+patterns are written out with explicit classes: Java's ``\\s`` is ASCII whitespace plus
+vertical tab, ``\\p{Digit}`` is ASCII 0-9 and ``\\p{Lower}`` ASCII a-z.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+# The jar's letter ranges (Western European and Cyrillic), verbatim from its constant pool.
+_ALPHA = "A-Za-z\u0160\u017d\u0161\u017e\u0178\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u017e" + (
+    "\u0400-\u04ff\u0500-\u0527\ua640-\ua66e\ua67e-\ua697\u1d00-\u1d7f"
+)
+_ALNUM = "0-9" + _ALPHA
+_JAVA_S = " \t\n\x0b\x0c\r"
+
+_SEP_OTHER = re.compile(f"([^{_ALNUM}{_JAVA_S}.'`,\\-\u2018\u2019])")
+_MULTI_DOT = re.compile(r"\.([.]+)")
+_MULTI_DOT2 = re.compile(r"DOTMULTI\.([^.])")
+_COMMA = re.compile(r"([^0-9])[,]([^0-9])")
+_COMMA2 = re.compile(r"([0-9])[,]([^0-9])")
+_COMMA3 = re.compile(r"([^0-9])[,]([0-9])")
+_QUOTE = re.compile("([`\u2018\u2019])")
+_QUOTE2 = re.compile("([\u201c\u201d]|'')")
+_RM_DASH = re.compile(f"([{_ALNUM}.])[\\-]([{_ALNUM}])")
+_CONT1 = re.compile(f"([^{_ALPHA}])[']([^{_ALPHA}])")
+_CONT2 = re.compile(f"([^{_ALPHA}0-9])[']([{_ALPHA}])")
+_CONT3 = re.compile(f"([{_ALPHA}])[']([^{_ALPHA}])")
+_CONT4 = re.compile(f"([{_ALPHA}])[']([{_ALPHA}])")
+_CONT5 = re.compile(r"([0-9])[']([s])")
+_NBP_ALPHA = re.compile(f"[{_ALPHA}]")
+_WHITE = re.compile("[ \u2000-\u200a\u202f\u205f\u3000\u00a0]+")
+_TOKENIZER = re.compile("[ \t\n\r\x0c]+")  # java.util.StringTokenizer's default delimiters
+_JAVA_TRIM = "".join(chr(c) for c in range(0x21))  # String.trim(): every char <= U+0020
+
+NBP_ANY, NBP_NUM_ONLY = 1, 2
+
+
+def java_trim(s: str) -> str:
+    return s.strip(_JAVA_TRIM)
+
+
+def string_tokenize(s: str) -> list[str]:
+    return [w for w in _TOKENIZER.split(s) if w]
+
+
+def parse_prefixes(text: str) -> dict[str, int]:
+    """The jar's nonbreaking-prefix list (``nonbreaking/english.prefixes``) as its ``nbpList``."""
+    nbp: dict[str, int] = {}
+    for line in re.split(r"\r\n|\r|\n", text):
+        tok = string_tokenize(line)
+        if not tok or tok[0].startswith("#"):
+            continue
+        nbp[tok[0]] = NBP_NUM_ONLY if len(tok) > 1 and tok[1] == "#NUMERIC_ONLY#" else NBP_ANY
+    return nbp
+
+
+def normalize_line(line: str, nbp: dict[str, int]) -> str:
+    """``Normalizer.normalizeLine(line, LANG_EN, true)``, step for step."""
+    s = " " + line + " "
+    s = _SEP_OTHER.sub(r" \1 ", s)
+    s = _MULTI_DOT.sub(r" DOTMULTI\1", s)
+    while "DOTMULTI." in s:
+        s = _MULTI_DOT2.sub(r"DOTDOTMULTI \1", s)
+        s = s.replace("DOTMULTI.", "DOTDOTMULTI")
+    s = _COMMA.sub(r"\1 , \2", s)
+    s = _COMMA2.sub(r"\1 , \2", s)
+    s = _COMMA3.sub(r"\1 , \2", s)
+    s = _QUOTE.sub("'", s)
+    s = _QUOTE2.sub(' " ', s)
+    s = s.replace("\u2013", "-").replace("--", "-")
+    s = _RM_DASH.sub(r"\1 \2", s)
+    s = _CONT1.sub(r"\1 ' \2", s)
+    s = _CONT2.sub(r"\1 ' \2", s)
+    s = _CONT3.sub(r"\1 ' \2", s)
+    s = _CONT4.sub(r"\1 '\2", s)
+    s = _CONT5.sub(r"\1 '\2", s)
+    words = string_tokenize(s)
+    out = []
+    last = len(words) - 1
+    for i, w in enumerate(words):
+        if len(w) > 1 and w.endswith("."):
+            pre = w[:-1]
+            kind = nbp.get(pre)
+            nxt = words[i + 1] if i < last else ""
+            if "." in pre and _NBP_ALPHA.search(pre):
+                out.append(w.replace(".", ""))  # U.S. -> US
+            elif kind == NBP_ANY or ("a" <= nxt[:1] <= "z"):
+                out.append(w)
+            elif kind == NBP_NUM_ONLY and "0" <= nxt[:1] <= "9":
+                out.append(w)
+            else:
+                out.append(pre + " .")
+        else:
+            out.append(w)
+        out.append(" ")
+    s = "".join(out)
+    while "DOTDOTMULTI" in s:
+        s = s.replace("DOTDOTMULTI", "DOTMULTI.")
+    s = s.replace("DOTMULTI", ".")
+    return java_trim(_WHITE.sub(" ", s))
+
+
+def split_score_line(line: str) -> list[str]:
+    """``line.split("\\\\|\\\\|\\\\|")`` with Java's dropping of trailing empty strings."""
+    parts = line.split("|||")
+    while parts and parts[-1] == "":
+        parts.pop()
+    return parts
+
+
+@lru_cache(maxsize=1 << 18)
+def java_hash(word: str) -> int:
+    """``String.hashCode()`` (UTF-16 code units, 32-bit wrap-around): the jar's Stage compares
+    words by this number, not by the text, so two colliding words count as an exact match."""
+    h = 0
+    data = word.encode("utf-16-le")
+    for k in range(0, len(data), 2):
+        h = (31 * h + (data[k] | (data[k + 1] << 8))) & 0xFFFFFFFF
+    return h - (1 << 32) if h & 0x80000000 else h
+
+
+def java_length(word: str) -> int:
+    """``String.length()``: UTF-16 code units."""
+    return len(word.encode("utf-16-le")) // 2
