@@ -214,6 +214,9 @@ def build_metrics(
     unknown = set(options) - set(names) - {m.name for m in out}
     if unknown:
         raise ConfigError(f"options given for metric(s) not selected: {', '.join(sorted(unknown))}")
+    from radeval.preflight import check_models
+
+    check_models(names, options)  # every missing model in one message, before any is loaded
     for name in names:
         out.append(get_metric(name, **options.get(name, {})))
     seen: dict[str, str] = {}

@@ -159,6 +159,9 @@ def score(
         if "green" not in names:
             raise ConfigError("--green-endpoint is for metric green; add it to --metrics")
         options.setdefault("green", {})["endpoint"] = green_endpoint
+    from radeval.preflight import check_models
+
+    check_models(names, options)  # all missing models at once, before records are read or torch imported
     fields = FieldMap(id_field, prediction_field, reference_field, image_field)
     if output is not None:
         from radeval.runner import score_file

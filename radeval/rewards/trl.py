@@ -354,6 +354,9 @@ def make_reward(
         raise ConfigError(f"on_empty must be a finite number or None, got {on_empty!r}")
     on_error = None if on_error is None else float(on_error)
     options = dict(metric_options or {})
+    from radeval.preflight import check_models
+
+    check_models({metric_name: options})  # a missing model fails here, not at the first GRPO step
     reward_name = name or f"radeval_{key}{_options_suffix(options)}"
 
     def reward(

@@ -279,9 +279,11 @@ class _Terms:
 
 def _composite(config: ValorConfig, which: str, name: str) -> Callable[..., list[float]]:
     """R_ver, R_clin or R_text as a TRL reward."""
+    from radeval.preflight import check_models, valor_metrics
     from radeval.rewards.extract import extract_report
     from radeval.rewards.trl import _log, images_from, references
 
+    check_models(valor_metrics(config, which))  # every missing model now, not at the first GRPO step
     ver = _Terms(config, "ver") if which in ("ver", "text") else None
     clin = _Terms(config, "clin") if which in ("clin", "text") else None
     on_error = float(config.on_error)
