@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from radeval import __version__
-from radeval.data import Record, Records, records_from_lists
+from radeval.data import Record, Records, as_records, records_from_lists
 from radeval.errors import ConfigError, InputError
 from radeval.metric import Metric, exact_column_sums
 from radeval.registry import get_metric, resolve
@@ -229,7 +229,7 @@ def build_metrics(
 
 
 def evaluate(
-    records: Sequence[Record] | None = None,
+    records: Sequence[Record] | Sequence[Mapping[str, Any]] | Any | None = None,
     metrics: str | Sequence[str | Metric] = "default",
     *,
     predictions: Sequence[str] | None = None,
@@ -250,6 +250,8 @@ def evaluate(
         if predictions is None or references is None:
             raise InputError("give records, or predictions and references")
         records = records_from_lists(predictions, references, ids=ids, images=images)
+    else:
+        records = as_records(records)  # plain dicts, a DataFrame or a datasets.Dataset work too
     if not records:
         raise InputError("no records to score")
     if not (0 < confidence < 1):

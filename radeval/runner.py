@@ -33,7 +33,16 @@ from typing import Any
 import numpy as np
 
 from radeval import __version__
-from radeval.data import DEFAULT_MAX_CHARS, FieldMap, Record, Skipped, Validator, invalid_records_error, iter_objects
+from radeval.data import (
+    DEFAULT_MAX_CHARS,
+    FieldMap,
+    Record,
+    Skipped,
+    Validator,
+    invalid_records_error,
+    iter_objects,
+    required_fields,
+)
 from radeval.errors import InputError
 from radeval.evaluation import (
     MetricRun,
@@ -92,7 +101,7 @@ def score_chunk(metrics: Sequence[Metric], chunk: Sequence[tuple[str, str, str, 
 # ----- driver ---------------------------------------------------------------------------------
 def _valid_records(path: Path, fields: FieldMap, max_chars: int, fmt: str | None) -> Iterator[Record | Skipped]:
     validator = Validator(fields, max_chars)
-    for lineno, obj in iter_objects(path, fmt):
+    for lineno, obj in iter_objects(path, fmt, required_fields(fields)):
         yield validator.check(lineno, obj)
 
 

@@ -106,7 +106,7 @@ def _print_table(result, title: str) -> None:
         console.print(f"  [dim]{sig}[/dim]", highlight=False, soft_wrap=True)
 
 
-FileArg = Annotated[Path, typer.Argument(help="Records: JSONL (one object per line) or CSV", show_default=False)]
+FileArg = Annotated[Path, typer.Argument(help="Records: JSONL (one object per line), CSV or TSV (detected from the content)", show_default=False)]
 MetricsOpt = Annotated[str, typer.Option("--metrics", "-m", help="Metric and preset names, comma-separated (default, valor, radvlm, all)")]
 OutputOpt = Annotated[Path | None, typer.Option("--output", "-o", help="Directory for summary.json, per_sample.jsonl/.csv, details.json, summary.md")]
 IdOpt = Annotated[str, typer.Option("--id-field", help="Field holding the record id")]
@@ -119,7 +119,7 @@ BootOpt = Annotated[int, typer.Option("--bootstrap", help="Bootstrap resamples f
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the bootstrap")]
 SkipOpt = Annotated[bool, typer.Option("--skip-invalid", help="Skip invalid lines (each reported) instead of failing")]
 MaxOpt = Annotated[int, typer.Option("--max-report-chars", help="Reject reports longer than this")]
-FmtOpt = Annotated[str | None, typer.Option("--input-format", help="jsonl or csv (default: from the file extension)")]
+FmtOpt = Annotated[str | None, typer.Option("--input-format", help="jsonl, csv or tsv (default: detected from the content, then the extension)")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no table")]
 
 
