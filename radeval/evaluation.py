@@ -180,11 +180,36 @@ def _dumps(obj: Any) -> str:
     return json.dumps(_clean_json(obj), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
 
 
+def file_mode() -> int:
+    """Permissions of a new regular file under the current umask (mkstemp alone gives 0600)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def ensure_output_dir(path: Path, option: str = "--output") -> Path:
+    """Create ``path`` (a directory) and check it is writable, before any work is paid for."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise InputError(f"{option} {path} exists and is not a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=path, prefix=".radeval-write-check.")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise InputError(
+            f"{option} {path}: cannot write there ({e.strerror or e}); choose a directory you can write to"
+        ) from None
+    return path
+
+
 def atomic_write(path: Path, text: str) -> Path:
     """Write via a temp file in the same directory + rename, so a reader never sees half a file."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            os.fchmod(f.fileno(), file_mode())  # honour the umask like open() would
             f.write(text)
             f.flush()
             os.fsync(f.fileno())

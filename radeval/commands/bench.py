@@ -29,6 +29,9 @@ def rewards(
 
     names = [m.strip() for m in metrics.split(",") if m.strip()] if metrics else list(DEFAULT_REWARDS)
     check_models(reward_metrics(names))  # every missing model in one message, before torch loads
+    from radeval.evaluation import ensure_output_dir
+
+    ensure_output_dir(output)  # an unwritable folder fails before the benchmark runs
     t0 = time.perf_counter()
     res = run_benchmark(read_reports(reports), names, seed=seed, bootstrap=bootstrap, human=human, strict=strict)
     files = write(res, output)

@@ -140,6 +140,7 @@ def score(
     input_format: FmtOpt = None,
     quiet: QuietOpt = False,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run in --output")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace complete results already in --output")] = False,
     workers: Annotated[int, typer.Option("--workers", help="Processes for CPU metrics")] = 1,
     chunk_size: Annotated[int, typer.Option("--chunk-size", help="Records per chunk (streaming/resume unit)")] = 2048,
     green_endpoint: Annotated[str | None, typer.Option("--green-endpoint", help="OpenAI-compatible server of the GREEN model (e.g. vllm serve), for metric green")] = None,
@@ -170,12 +171,19 @@ def score(
         kwargs = dict(
             fields=fields, options=options, skip_invalid=skip_invalid, max_chars=max_report_chars, fmt=input_format,
             bootstrap=bootstrap, seed=seed, chunk_size=chunk_size, workers=workers, resume=resume,
+            overwrite=overwrite,
         )
-        if bar:
-            with bar:
-                result = score_file(file, names, output, progress=update, **kwargs)
-        else:
-            result = score_file(file, names, output, **kwargs)
+        from radeval.runner import OutputComplete
+
+        try:
+            if bar:
+                with bar:
+                    result = score_file(file, names, output, progress=update, **kwargs)
+            else:
+                result = score_file(file, names, output, **kwargs)
+        except OutputComplete as done:
+            typer.echo(f"radeval: {done}", err=True)
+            return
         if result is None:
             return  # a non-zero rank of a torchrun/accelerate launch: rank 0 writes the outputs
         _report_skipped(file, result.skipped)
@@ -183,8 +191,8 @@ def score(
             _print_table(result, f"{file} — {result.n_records} records")
             typer.echo(f"wrote {output}/summary.json, per_sample.jsonl, per_sample.csv, details.json, summary.md", err=True)
         return
-    if resume or workers != 1:
-        raise ConfigError("--resume and --workers need --output DIR (they work on the streamed, durable run)")
+    if resume or workers != 1 or overwrite:
+        raise ConfigError("--resume, --workers and --overwrite need --output DIR (they work on the streamed, durable run)")
     records = _load(file, fields, skip_invalid, max_report_chars, input_format)
     bar, update = _progress(quiet)
     if bar:
@@ -229,9 +237,9 @@ def compare(
         results.append(evaluate(records, names, options=options, bootstrap=0, seed=seed))
     table = compare_results(results[0], results[1], n_resamples=bootstrap, n_trials=trials, seed=seed)
     if output:
-        from radeval.evaluation import _dumps, atomic_write
+        from radeval.evaluation import _dumps, atomic_write, ensure_output_dir
 
-        output.mkdir(parents=True, exist_ok=True)
+        ensure_output_dir(output)
         atomic_write(output / "comparison.json", _dumps({"a": str(file_a), "b": str(file_b), "metrics": table}))
     if quiet:
         json.dump(table, sys.stdout, indent=2)
