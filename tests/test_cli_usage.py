@@ -73,3 +73,18 @@ def test_error_handling_recognises_the_installed_click():
     with pytest.raises(Exception) as e:
         app(args=["no-such-command"], prog_name="radeval", standalone_mode=False)
     assert isinstance(e.value, errors) and e.value.exit_code == 2
+
+
+def test_models_list_fits_80_columns():
+    p = radeval("models", "list")
+    assert p.returncode == 0, p.stderr
+    too_long = [line for line in p.stdout.splitlines() if len(line) > 80]
+    assert not too_long and "chexbert" in p.stdout
+
+
+def test_metric_and_preset_typos_suggest_the_name():
+    p = radeval("score", str(ROOT / "examples" / "preds.jsonl"), "-m", "defualt")
+    assert p.returncode == 2 and "Did you mean 'default'?" in p.stderr
+    p = radeval("score", str(ROOT / "examples" / "preds.jsonl"), "-m", "bleu", "-O", "bleu.tokenise=ptb")
+    assert p.returncode == 2 and "no option 'tokenise'. Did you mean 'tokenize'?" in p.stderr
+    assert "Its options: tokenize" in p.stderr and "TypeError" not in p.stderr

@@ -163,6 +163,9 @@ def score(
     from radeval.preflight import check_models
 
     check_models(names, options)  # all missing models at once, before records are read or torch imported
+    from radeval.registry import validate_options
+
+    validate_options(options)  # a misspelt -O fails before the input is read
     fields = FieldMap(id_field, prediction_field, reference_field, image_field)
     if output is not None:
         from radeval.runner import score_file
