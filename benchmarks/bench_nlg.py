@@ -12,7 +12,7 @@ For each tokenisation mode it times, on ``--n`` generated report pairs (tests/re
   free, so the ratio is conservative);
 
 then checks every corpus and per-sample value agrees to 1e-9 and prints the times and ratios.
-With ``--radeval-venv`` (default /work/refvenvs/radeval, if it exists) it also times RadEval's
+With the ``radeval`` peer (``python benchmarks/peers.py setup radeval``, or ``--peer-python``) it also times RadEval's
 BLEU in that venv on the same raw pairs (RadEval imports as ``radeval`` too, so it cannot share
 our environment).
 """
@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from peers import peer_python, run_and_record, status
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -148,9 +149,15 @@ print(json.dumps({"load_s": load, "score_s": time.perf_counter() - t, "result": 
 """
 
 
-def run_radeval_peer(venv: Path, pairs) -> dict | None:
-    python = venv / "bin" / "python"
-    if not python.exists():
+def _radeval_python(override: str | None) -> Path | None:
+    if override:
+        return peer_python("radeval", override)
+    d, state = status("radeval")
+    return peer_python("radeval") if state == "ready" else None
+
+
+def run_radeval_peer(python: Path | None, pairs) -> dict | None:
+    if python is None:
         return None
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "pairs.json"
@@ -177,7 +184,7 @@ def main() -> None:
         default="1",
         help="comma list of METEOR jar-process counts to time radeval with (first one counts in totals)",
     )
-    ap.add_argument("--radeval-venv", type=Path, default=Path("/work/refvenvs/radeval"))
+    ap.add_argument("--peer-python", default=None, help="RadEval's Python (default: the radeval peer, if set up)")
     args = ap.parse_args()
 
     pairs = report_pairs(args.n, seed=args.seed)
@@ -232,9 +239,9 @@ def main() -> None:
     )
     coco.shutdown_meteor()
 
-    peer = run_radeval_peer(args.radeval_venv, pairs)
+    peer = run_radeval_peer(_radeval_python(args.peer_python), pairs)
     if peer is None:
-        print(f"RadEval BLEU: skipped (no venv at {args.radeval_venv})")
+        print("RadEval BLEU: skipped (no radeval peer: python benchmarks/peers.py setup radeval)")
     elif "error" in peer:
         print(f"RadEval BLEU: failed ({peer['error']})")
     else:
@@ -262,4 +269,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_and_record(main, "bench_nlg", ("radeval",))
