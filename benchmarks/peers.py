@@ -184,7 +184,6 @@ def run_info(peers: tuple[str, ...] = ()) -> dict:
     dirty = _git("status", "--porcelain", "--untracked-files=no")
     info = {
         "command": [Path(sys.executable).name, *sys.argv],
-        "cwd_relative_script": str(Path(sys.argv[0]).resolve().relative_to(ROOT)) if sys.argv else None,
         "commit": _git("rev-parse", "HEAD"),
         "dirty": bool(dirty) if dirty is not None else None,
         "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
