@@ -32,7 +32,11 @@ def _require_train_extra():
 
 
 def _preflight(stage: str, config: Path | None, overrides: list[str]) -> None:
-    """Every model the stage's rewards need, all missing ones in one message, before torch loads."""
+    """Every model the stage's rewards need, all missing ones in one message, before torch loads
+    (after the cheap check that the [train] extra is there: without it nothing could run)."""
+    missing = [m for m in TRAIN_DEPS if importlib.util.find_spec(m) is None]
+    if missing:
+        raise DependencyError(f"training needs {', '.join(missing)}: {INSTALL_HINT}")
     try:
         from trainers.config import load_config
     except ModuleNotFoundError:
