@@ -43,10 +43,13 @@ def check_unicode(value: str, name: str) -> str:
     m = _NOT_UNICODE.search(value)
     if m is not None:
         ch = m.group()
-        what = "a NUL character" if ch == "\x00" else f"a lone surrogate \\u{ord(ch):04x}"
+        if ch == "\x00":
+            what = "a NUL character", "text never holds one; the CSV writer and C-based tools choke on it"
+        else:
+            what = f"a lone surrogate \\u{ord(ch):04x}", "not valid Unicode: it cannot be written as UTF-8"
         raise ValueError(
-            f"field {name!r} contains {what} at character {m.start() + 1} (not valid text: it cannot be "
-            "written as UTF-8); fix the text or the tool that wrote it"
+            f"field {name!r} contains {what[0]} at character {m.start() + 1} ({what[1]}); "
+            "fix the text or the tool that wrote it"
         )
     return value
 
