@@ -16,8 +16,8 @@ FULL_CONFIG): same FLOPs as the real one. f1chexbert runs in its own venv (trans
 scikit-learn 1.7.2) through a subprocess that re-enters this file with ``--ref-worker``; the
 labels of both are compared too.
 
-    HF_HUB_OFFLINE=1 PYTHONPATH=. /work/venv/bin/python benchmarks/bench_chexbert.py \\
-        [--ref-python /work/refvenvs/f1chexbert/bin/python] [--n 1000] [--threads N]
+    python benchmarks/peers.py setup f1chexbert     # once: the peer's venv in ~/.cache/radeval-peers
+    HF_HUB_OFFLINE=1 PYTHONPATH=. python benchmarks/bench_chexbert.py [--peer-python PY] [--n 1000] [--threads N]
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from peers import peer_python, run_and_record
 
 ROOT = Path(__file__).resolve().parent.parent
 F1_TO_VALUE = {"": None, 1: 1.0, 0: 0.0, -1: -1.0}
@@ -89,7 +91,7 @@ def matmul_bound(threads: int, reps: int = 3) -> tuple[float, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--ref-python", default="/work/refvenvs/f1chexbert/bin/python")
+    ap.add_argument("--peer-python", "--ref-python", dest="peer_python", default=None, help="the f1chexbert peer's Python (default: python benchmarks/peers.py setup f1chexbert)")
     ap.add_argument("--n", type=int, default=1000)
     ap.add_argument("--threads", type=int, default=0, help="torch threads for both (default: torch's)")
     ap.add_argument("--batch-size", type=int, default=32)
@@ -182,7 +184,7 @@ def main() -> None:
         env.pop("PYTHONPATH", None)
         t0 = time.perf_counter()
         subprocess.run(
-            [args.ref_python, str(Path(__file__).resolve()), "--ref-worker", str(job), str(Path(tmp) / "ref.json")],
+            [str(peer_python("f1chexbert", args.peer_python)), str(Path(__file__).resolve()), "--ref-worker", str(job), str(Path(tmp) / "ref.json")],
             env=env,
             check=True,
         )
@@ -225,4 +227,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_and_record(main, "bench_chexbert", ("f1chexbert",))

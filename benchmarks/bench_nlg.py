@@ -19,7 +19,7 @@ driving the jar, and pycocoevalcap's ``Meteor``; each cold (a fresh process: imp
 or resource loading, scoring; CPU time includes the JVM's) and warm (resources loaded, caches
 emptied), plus a reward-sized call (64 completions x 8 references = 512 pairs, warm), with the
 native path's peak memory (paraphrase table loaded). ``--only-meteor`` skips the suite table.
-With ``--radeval-venv`` (default /work/refvenvs/radeval, if it exists) it also times RadEval's
+With the ``radeval`` peer (``python benchmarks/peers.py setup radeval``, or ``--peer-python``) it also times RadEval's
 BLEU in that venv on the same raw pairs (RadEval imports as ``radeval`` too, so it cannot share
 our environment).
 """
@@ -37,6 +37,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from peers import peer_python, run_and_record, status
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -157,9 +158,15 @@ print(json.dumps({"load_s": load, "score_s": time.perf_counter() - t, "result": 
 """
 
 
-def run_radeval_peer(venv: Path, pairs) -> dict | None:
-    python = venv / "bin" / "python"
-    if not python.exists():
+def _radeval_python(override: str | None) -> Path | None:
+    if override:
+        return peer_python("radeval", override)
+    d, state = status("radeval")
+    return peer_python("radeval") if state == "ready" else None
+
+
+def run_radeval_peer(python: Path | None, pairs) -> dict | None:
+    if python is None:
         return None
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "pairs.json"
@@ -323,12 +330,12 @@ def main() -> None:
         default="1",
         help="comma list of METEOR jar-process counts to time radeval with (first one counts in totals)",
     )
-    ap.add_argument("--radeval-venv", type=Path, default=Path("/work/refvenvs/radeval"))
     ap.add_argument(
         "--meteor-backend", default="native", choices=("native", "jar"), help="radeval's METEOR in the suite table"
     )
     ap.add_argument("--meteor-backends", default="", help="comma list of pair counts, e.g. 1000,10000")
     ap.add_argument("--only-meteor", action="store_true", help="only the --meteor-backends table")
+    ap.add_argument("--peer-python", default=None, help="RadEval's Python (default: the radeval peer, if set up)")
     args = ap.parse_args()
     if args.meteor_backends:
         sizes = [int(x) for x in args.meteor_backends.split(",")]
@@ -388,9 +395,9 @@ def main() -> None:
     )
     coco.shutdown_meteor()
 
-    peer = run_radeval_peer(args.radeval_venv, pairs)
+    peer = run_radeval_peer(_radeval_python(args.peer_python), pairs)
     if peer is None:
-        print(f"RadEval BLEU: skipped (no venv at {args.radeval_venv})")
+        print("RadEval BLEU: skipped (no radeval peer: python benchmarks/peers.py setup radeval)")
     elif "error" in peer:
         print(f"RadEval BLEU: failed ({peer['error']})")
     else:
@@ -418,4 +425,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_and_record(main, "bench_nlg", ("radeval",))

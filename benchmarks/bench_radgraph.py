@@ -1,7 +1,7 @@
 """RadGraph extraction throughput: radeval vs the radgraph package, same weights, same run.
 
     PYTHONPATH=. python benchmarks/bench_radgraph.py [--n 64] [--group 8] [--size base]
-        [--ref-python /work/refvenvs/radgraph/bin/python] [--threads 2]
+        [--peer-python PY] [--threads 2]      # peer: python benchmarks/peers.py setup radgraph
 
 Both sides load the *same* synthetic archive (tests/radgraph_fixture.py: random weights in the
 real layout; ``--size base`` = a BERT-base-sized encoder, 12 layers x 768, like the real
@@ -27,6 +27,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from peers import peer_python, run_and_record
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -57,7 +59,7 @@ def main() -> None:
     ap.add_argument("--group", type=int, default=8, help="GRPO completions per reference")
     ap.add_argument("--size", choices=("base", "small"), default="base")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--ref-python", default="/work/refvenvs/radgraph/bin/python")
+    ap.add_argument("--peer-python", "--ref-python", dest="peer_python", default=None, help="the radgraph peer's Python (default: python benchmarks/peers.py setup radgraph)")
     args = ap.parse_args()
 
     import torch
@@ -93,7 +95,7 @@ def main() -> None:
         sf.write_text(REF_SCRIPT)
         print(f"radgraph package: {len(texts)} reports (eval), {len(hyps)} pairs (grpo) ...", flush=True)
         subprocess.run(
-            [args.ref_python, str(sf), str(jf), str(rf), str(args.threads)],
+            [str(peer_python("radgraph", args.peer_python)), str(sf), str(jf), str(rf), str(args.threads)],
             check=True,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -127,4 +129,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_and_record(main, "bench_radgraph", ("radgraph",))

@@ -2,13 +2,13 @@
 
 Both sides load the same synthetic model directories (tests/ratescore_fixture.py; ``--size
 base`` builds real-size DeBERTa-base + BERT-base shapes with random weights, ``tiny`` the test
-models). The package runs in its own venv (``--ref-python``, default
-/work/refvenvs/ratescore/bin/python) in a subprocess; radeval runs here. Model loading is not
+models). The package runs in its own venv (``--peer-python``, default: the one
+``python benchmarks/peers.py setup ratescore`` creates) in a subprocess; radeval runs here. Model loading is not
 timed on either side. Sentence splitting: the package splits with medspaCy/PyRuSH inside its
 call; radeval is given the package's own sentences (so both score the same sentences), and
 the package's splitting time is reported separately so the comparison is like for like.
 
-    HF_HUB_OFFLINE=1 PYTHONPATH=. /work/venv/bin/python benchmarks/bench_ratescore.py --n 60 --size base
+    HF_HUB_OFFLINE=1 PYTHONPATH=. python benchmarks/bench_ratescore.py --n 60 --size base
 
 Prints both timings, the ratio, and the largest score difference between the two.
 """
@@ -23,6 +23,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from peers import peer_python, run_and_record
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
@@ -54,7 +56,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=60, help="report pairs")
     ap.add_argument("--size", choices=("tiny", "base"), default="base")
-    ap.add_argument("--ref-python", default="/work/refvenvs/ratescore/bin/python")
+    ap.add_argument("--peer-python", "--ref-python", dest="peer_python", default=None, help="the ratescore peer's Python (default: python benchmarks/peers.py setup ratescore)")
     ap.add_argument("--models", default=None, help="reuse a directory of built models")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
@@ -85,7 +87,7 @@ def main() -> None:
         script = Path(tmp) / "pkg.py"
         script.write_text(PACKAGE_SIDE)
         env = dict(os.environ, HF_HUB_OFFLINE="1")
-        subprocess.run([args.ref_python, str(script), str(inp), str(out), str(args.threads)], check=True, env=env)
+        subprocess.run([str(peer_python("ratescore", args.peer_python)), str(script), str(inp), str(out), str(args.threads)], check=True, env=env)
         pkg = json.loads(out.read_text())
 
     m = RS.RaTEScore(
@@ -119,4 +121,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_and_record(main, "bench_ratescore", ("ratescore",))

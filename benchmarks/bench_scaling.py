@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from peers import run_and_record
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -108,4 +110,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_and_record(main, "bench_scaling")

@@ -234,9 +234,12 @@ def write_outputs(table: Table, out_dir: Path) -> list[Path]:
     }
     written = [atomic_write(out_dir / name, text) for name, text in files.items()]
     if table.spec.plots:
-        from leaderboards.plots import spec_plots
+        from leaderboards.plots import plots_available, spec_plots
 
-        written.extend(spec_plots(table, out_dir))
+        # without matplotlib (the core install) the tables are still complete; the caller
+        # says which extra adds the figures (see PLOTS_HINT)
+        if plots_available():
+            written.extend(spec_plots(table, out_dir))
     return written
 
 
@@ -249,4 +252,11 @@ def build(spec_path: str | Path, out_dir: str | Path, *, cache_dir: str | Path |
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     table = compute(spec, cache_dir=cache)
     write_outputs(table, Path(out_dir))
+    if table.spec.plots:
+        from leaderboards.plots import PLOTS_HINT, plots_available
+
+        if not plots_available():
+            import warnings
+
+            warnings.warn(f"{table.spec.id}: plots not drawn; {PLOTS_HINT}", stacklevel=2)
     return table

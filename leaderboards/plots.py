@@ -22,6 +22,18 @@ PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 
 
+PLOTS_HINT = "figures need matplotlib: pip install 'radeval-toolkit[leaderboard]'"
+
+
+def plots_available() -> bool:
+    """Whether matplotlib can be imported (it is an extra; tables never need it)."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def _figure(width: float, height: float):
     from matplotlib.figure import Figure
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Annotated
 
 import typer
 
@@ -22,6 +23,22 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"radeval {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", "-V", callback=_version_callback, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    """Metrics and GRPO rewards for chest X-ray report generation."""
+
 
 app.command("score")(score_cmd.score)
 app.command("compare")(score_cmd.compare)
@@ -89,6 +106,52 @@ def _mount_optional() -> None:
 _mount_optional()
 
 
+def _click_exception_types() -> tuple[tuple[type, ...], tuple[type, ...], tuple[type, ...]]:
+    """(ClickException-likes, Exit-likes, Abort-likes) of every click typer may raise through.
+
+    typer >= 0.29 carries its own copy of click (``typer._click``) whose exceptions are not
+    subclasses of the separately installed ``click``'s, and older typer raises the installed
+    click's. An ``isinstance`` against one of them alone misses the other, so collect both
+    (and typer's own Exit/Abort); tests/test_cli_usage.py fails if this stops matching.
+    """
+    import importlib
+
+    errors: list[type] = []
+    exits: list[type] = [typer.Exit]
+    aborts: list[type] = [typer.Abort]
+    for name in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            mod = importlib.import_module(name)
+        except ImportError:
+            continue
+        errors.append(mod.ClickException)
+        exits.append(getattr(mod, "Exit", typer.Exit))
+        aborts.append(getattr(mod, "Abort", typer.Abort))
+    return tuple(errors), tuple(exits), tuple(aborts)
+
+
+def _suggest_option(e: Exception) -> str:
+    """click suggests a close option only when its parser collected candidates; fill the gap."""
+    name = getattr(e, "option_name", None)
+    ctx = getattr(e, "ctx", None)
+    if not name or ctx is None or getattr(e, "possibilities", None) or "Did you mean" in e.format_message():
+        return ""
+    import difflib
+
+    opts = [o for p in ctx.command.params for o in (*getattr(p, "opts", ()), *getattr(p, "secondary_opts", ()))]
+    close = difflib.get_close_matches(name, [o for o in opts if o.startswith("-")], n=1, cutoff=0.6)
+    return f" Did you mean {close[0]}?" if close else ""
+
+
+def usage_error_line(e: Exception) -> str:
+    """One line: the problem (with click's suggestion) and where to look for the fix."""
+    message = " ".join(e.format_message().split())  # click may wrap; keep one line
+    message += _suggest_option(e)
+    ctx = getattr(e, "ctx", None)
+    path = ctx.command_path if ctx is not None else "radeval"
+    return f"radeval: usage error: {message} (see '{path} --help')"
+
+
 def main(argv: list[str] | None = None) -> int:
     from radeval.errors import RadevalError
 
@@ -97,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     if "--debug" in argv:
         argv.remove("--debug")
         debug = True
+    click_errors, click_exits, click_aborts = _click_exception_types()
     try:
         app(args=argv, prog_name="radeval", standalone_mode=False)
     except RadevalError as e:
@@ -107,16 +171,22 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         typer.echo("radeval: interrupted", err=True)
         return 130
-    except Exception as e:  # click usage errors and the like
-        import click
-
-        if isinstance(e, click.exceptions.Exit):
-            return e.exit_code
-        if isinstance(e, click.ClickException):
-            e.show()
-            return e.exit_code
-        if isinstance(e, click.exceptions.Abort):
-            return 1
+    except click_exits as e:
+        return e.exit_code
+    except click_aborts:
+        typer.echo("radeval: aborted", err=True)
+        return 1
+    except click_errors as e:
+        if debug:
+            raise
+        if type(e).__name__ == "NoArgsIsHelpError":
+            return e.exit_code  # typer has already printed the help
+        if getattr(e, "exit_code", 1) == 2:  # UsageError and subclasses
+            typer.echo(usage_error_line(e), err=True)
+        else:  # e.g. click's FileError
+            typer.echo(f"radeval: error: {' '.join(e.format_message().split())}", err=True)
+        return e.exit_code
+    except Exception as e:
         if debug:
             raise
         typer.echo(f"radeval: internal error: {type(e).__name__}: {e} (rerun with --debug for the traceback)", err=True)

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from radeval import __version__
-from radeval.data import Record, Records, records_from_lists
+from radeval.data import Record, Records, as_records, records_from_lists
 from radeval.errors import ConfigError, InputError
 from radeval.metric import Metric, exact_column_sums
 from radeval.registry import get_metric, preset_options, resolve
@@ -180,11 +180,36 @@ def _dumps(obj: Any) -> str:
     return json.dumps(_clean_json(obj), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
 
 
+def file_mode() -> int:
+    """Permissions of a new regular file under the current umask (mkstemp alone gives 0600)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def ensure_output_dir(path: Path, option: str = "--output") -> Path:
+    """Create ``path`` (a directory) and check it is writable, before any work is paid for."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise InputError(f"{option} {path} exists and is not a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=path, prefix=".radeval-write-check.")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise InputError(
+            f"{option} {path}: cannot write there ({e.strerror or e}); choose a directory you can write to"
+        ) from None
+    return path
+
+
 def atomic_write(path: Path, text: str) -> Path:
     """Write via a temp file in the same directory + rename, so a reader never sees half a file."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            os.fchmod(f.fileno(), file_mode())  # honour the umask like open() would
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
@@ -217,6 +242,9 @@ def build_metrics(
     unknown = set(options) - set(names) - {m.name for m in out}
     if unknown:
         raise ConfigError(f"options given for metric(s) not selected: {', '.join(sorted(unknown))}")
+    from radeval.preflight import check_models
+
+    check_models(names, options)  # every missing model in one message, before any is loaded
     for name in names:
         out.append(get_metric(name, **{**implied.get(name, {}), **options.get(name, {})}))
     seen: dict[str, str] = {}
@@ -229,7 +257,7 @@ def build_metrics(
 
 
 def evaluate(
-    records: Sequence[Record] | None = None,
+    records: Sequence[Record] | Sequence[Mapping[str, Any]] | Any | None = None,
     metrics: str | Sequence[str | Metric] = "default",
     *,
     predictions: Sequence[str] | None = None,
@@ -250,6 +278,8 @@ def evaluate(
         if predictions is None or references is None:
             raise InputError("give records, or predictions and references")
         records = records_from_lists(predictions, references, ids=ids, images=images)
+    else:
+        records = as_records(records)  # plain dicts, a DataFrame or a datasets.Dataset work too
     if not records:
         raise InputError("no records to score")
     if not (0 < confidence < 1):

@@ -169,10 +169,13 @@ def label_file(
     )
     model = make_labeler(labeler, model_path=model_path, device=device, batch_size=batch_size)
     labels = label_texts(model, [text for _, text in records], progress)
+    from radeval.evaluation import file_mode
+
     output.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=output.name + ".", suffix=".tmp", dir=output.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
+            os.fchmod(f.fileno(), file_mode())  # mkstemp's 0600 would ignore the umask
             for (rid, _), row in zip(records, labels):
                 line = {"id": rid, "labeler": labeler, "labels": labels_to_json(row)}
                 f.write(json.dumps(line, ensure_ascii=False) + "\n")

@@ -8,7 +8,9 @@ factory takes keyword options and returns a :class:`radeval.metric.Metric`.
 
 from __future__ import annotations
 
+import difflib
 import importlib
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
@@ -104,6 +106,35 @@ def list_metrics() -> list[str]:
     return sorted(specs())
 
 
+def did_you_mean(name: str, choices: list[str] | tuple[str, ...]) -> str:
+    """" Did you mean 'x'?" for the closest choice, or "" (difflib, as click does for commands)."""
+    close = difflib.get_close_matches(name, list(choices), n=2, cutoff=0.6)
+    return f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+
+
+def check_options(name: str, factory: Callable[..., Any], options: dict[str, Any], spec: MetricSpec) -> None:
+    """Unknown options name the valid ones (instead of Python's TypeError text)."""
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    valid = [
+        p for p, v in params.items()
+        if p != "self" and v.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    ]
+    unknown = [o for o in options if o not in valid]
+    if not unknown:
+        return
+    hints = "".join(did_you_mean(o, valid) for o in unknown)
+    listed = ", ".join(f"{v} ({spec.options[v]})" if v in spec.options else v for v in valid) or "none"
+    raise ConfigError(
+        f"metric {name!r} has no option {', '.join(repr(o) for o in unknown)}.{hints} "
+        f"Its options: {listed}"
+    )
+
+
 def _import(target: str) -> Callable[..., Metric]:
     module, _, attr = target.partition(":")
     try:
@@ -115,28 +146,33 @@ def _import(target: str) -> Callable[..., Metric]:
     return getattr(mod, attr)
 
 
+def _factory(name: str, spec: MetricSpec) -> Callable[..., Metric]:
+    if not spec.extra:
+        return _import(spec.target)
+    try:
+        return _import(spec.target)
+    except Exception as e:
+        from radeval.errors import DependencyError
+
+        if isinstance(e, DependencyError):
+            raise DependencyError(
+                f"metric {name!r} needs the [{spec.extra}] extra: "
+                f"pip install 'radeval-toolkit[{spec.extra}]' ({e})"
+            ) from e
+        raise
+
+
 def get_metric(name: str, **options: Any) -> Metric:
     """Instantiate a registered metric with keyword options (e.g. ``tokenize="ptb"``)."""
     all_specs = specs()
     if name not in all_specs:
         raise MetricNotFound(
-            f"unknown metric {name!r}; known metrics: {', '.join(sorted(all_specs))}; "
-            f"presets: {', '.join(sorted(PRESETS) + ['all'])}"
+            f"unknown metric {name!r}.{did_you_mean(name, sorted(all_specs))} Known metrics: "
+            f"{', '.join(sorted(all_specs))}; presets: {', '.join(sorted(PRESETS) + ['all'])}"
         )
     spec = all_specs[name]
-    if spec.extra:
-        try:
-            factory = _import(spec.target)
-        except Exception as e:
-            from radeval.errors import DependencyError
-
-            if isinstance(e, DependencyError):
-                raise DependencyError(
-                    f"metric {name!r} needs the [{spec.extra}] extra: pip install 'radeval-toolkit[{spec.extra}]' ({e})"
-                ) from e
-            raise
-    else:
-        factory = _import(spec.target)
+    factory = _factory(name, spec)
+    check_options(name, factory, options, spec)
     try:
         metric = factory(**options)
     except TypeError as e:
@@ -144,6 +180,14 @@ def get_metric(name: str, **options: Any) -> Metric:
     if not isinstance(metric, Metric):
         raise ConfigError(f"factory for {name!r} returned {type(metric).__name__}, not a Metric")
     return metric
+
+
+def validate_options(options: dict[str, dict[str, Any]]) -> None:
+    """Check every metric's option names up front (imports the metric modules, loads no model)."""
+    all_specs = specs()
+    for name, opts in options.items():
+        if name in all_specs and opts:
+            check_options(name, _factory(name, all_specs[name]), dict(opts), all_specs[name])
 
 
 def resolve(names: str | list[str] | tuple[str, ...]) -> list[str]:
@@ -165,9 +209,10 @@ def resolve(names: str | list[str] | tuple[str, ...]) -> list[str]:
         elif n in known:
             expanded = (n,)
         else:
+            presets = sorted(PRESETS) + ["all"]
             raise MetricNotFound(
-                f"unknown metric or preset {n!r}; metrics: {', '.join(sorted(known))}; "
-                f"presets: {', '.join(sorted(PRESETS) + ['all'])}"
+                f"unknown metric or preset {n!r}.{did_you_mean(n, sorted(known) + presets)} "
+                f"Metrics: {', '.join(sorted(known))}; presets: {', '.join(presets)}"
             )
         for e in expanded:
             if e not in out:

@@ -33,8 +33,17 @@ from typing import Any
 import numpy as np
 
 from radeval import __version__
-from radeval.data import DEFAULT_MAX_CHARS, FieldMap, Record, Skipped, Validator, invalid_records_error, iter_objects
-from radeval.errors import InputError
+from radeval.data import (
+    DEFAULT_MAX_CHARS,
+    FieldMap,
+    Record,
+    Skipped,
+    Validator,
+    invalid_records_error,
+    iter_objects,
+    required_fields,
+)
+from radeval.errors import InputError, RadevalError
 from radeval.evaluation import (
     MetricRun,
     Result,
@@ -42,6 +51,8 @@ from radeval.evaluation import (
     atomic_write,
     build_metrics,
     check_images,
+    ensure_output_dir,
+    file_mode,
     fit_corpus_settings,
     per_sample_line,
     summarise,
@@ -49,6 +60,45 @@ from radeval.evaluation import (
 from radeval.metric import Metric
 
 STATE_DIR = ".radeval-partial"
+#: the manifest of the run whose results DIR holds (written just before summary.json)
+RUN_FILE = ".radeval-run.json"
+
+
+class OutputComplete(RadevalError):
+    """``--output`` already holds the complete results of this input and settings (not a failure)."""
+
+    exit_code = 0
+
+
+def _manifest_diff(old: dict[str, Any], new: dict[str, Any]) -> str:
+    names = {"input_sha256": "input file", "signatures": "metrics or their settings", "fields": "field mapping"}
+    keys = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+    return ", ".join(dict.fromkeys(names.get(k, k) for k in keys)) or "unknown"
+
+
+def check_complete_output(out: Path, manifest: dict[str, Any], overwrite: bool) -> None:
+    """Refuse to replace complete results of another run; say so when they are this run's."""
+    summary = out / "summary.json"
+    if not summary.exists():
+        return
+    try:
+        old = json.loads((out / RUN_FILE).read_text())
+    except (OSError, ValueError):
+        old = None  # results written by an older radeval or by hand: their settings are unknown
+    if old == manifest and not overwrite:
+        raise OutputComplete(
+            f"{out} already holds the complete results of this input with these settings "
+            f"({summary}); nothing was rescored. Pass --overwrite to score again."
+        )
+    if not overwrite:
+        what = "unknown input and settings" if old is None else f"a different {_manifest_diff(old, manifest)}"
+        raise InputError(
+            f"{out} holds the complete results of another run ({what}); they were left as they are. "
+            "Choose another --output, or pass --overwrite to replace them."
+        )
+    # replacing: the folder stops claiming to be complete before anything new is written
+    summary.unlink()
+    (out / RUN_FILE).unlink(missing_ok=True)
 DEFAULT_CHUNK = 2048
 
 
@@ -92,7 +142,7 @@ def score_chunk(metrics: Sequence[Metric], chunk: Sequence[tuple[str, str, str, 
 # ----- driver ---------------------------------------------------------------------------------
 def _valid_records(path: Path, fields: FieldMap, max_chars: int, fmt: str | None) -> Iterator[Record | Skipped]:
     validator = Validator(fields, max_chars)
-    for lineno, obj in iter_objects(path, fmt):
+    for lineno, obj in iter_objects(path, fmt, required_fields(fields)):
         yield validator.check(lineno, obj)
 
 
@@ -181,6 +231,7 @@ def score_file(
     chunk_size: int = DEFAULT_CHUNK,
     workers: int = 1,
     resume: bool = False,
+    overwrite: bool = False,
     progress: Any = None,
     _kill_after_chunks: int | None = None,
 ) -> Result | None:
@@ -198,6 +249,7 @@ def score_file(
     if workers < 1:
         raise InputError(f"--workers must be >= 1, got {workers}")
     metric_objs = build_metrics(metrics, options)
+    ensure_output_dir(out)  # an unwritable --output fails now, not after scoring
     names = [m.name for m in metric_objs]
     if workers > 1:
         # a fitted setting can go to the workers only if the metric can hand it over as options
@@ -239,9 +291,6 @@ def score_file(
         fit_corpus_settings(metric_objs, all_refs)
         del all_refs
 
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--output {out} exists and is not a directory")
-    out.mkdir(parents=True, exist_ok=True)
     manifest = {
         "radeval_version": __version__,
         "input_sha256": file_sha256(path),
@@ -254,8 +303,10 @@ def score_file(
         "seed": seed,
         "confidence": confidence,
     }
-    shutil.rmtree(out / (STATE_DIR + ".done"), ignore_errors=True)  # leftover of a kill during cleanup
     rank, world = distributed_rank()
+    if rank == 0:
+        check_complete_output(out, manifest, overwrite)
+    shutil.rmtree(out / (STATE_DIR + ".done"), ignore_errors=True)  # leftover of a kill during cleanup
     if world > 1:
         if workers > 1:
             raise InputError("--workers cannot be combined with a multi-process launch (torchrun/accelerate)")
@@ -334,6 +385,7 @@ def score_file(
     _write_per_sample_csv(out / "per_sample.jsonl", out / "per_sample.csv", keys)
     atomic_write(out / "details.json", _dumps(result.details))
     atomic_write(out / "summary.md", result.to_markdown())
+    atomic_write(out / RUN_FILE, json.dumps(manifest, sort_keys=True))
     atomic_write(out / "summary.json", _dumps(result.summary()))
     # retire the state in one atomic rename, then delete it: a kill during the delete leaves only
     # a ".done" leftover, which the next run removes, never a half-deleted resumable state
@@ -394,6 +446,7 @@ def _interleave_lines(sources: Sequence[Path], dest: Path) -> None:
     handles = [open(p, "rb") for p in sources]
     try:
         with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), file_mode())
             while True:
                 wrote = False
                 for h in handles:
@@ -419,6 +472,7 @@ def _write_per_sample_csv(jsonl: Path, dest: Path, keys: Sequence[str]) -> None:
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as f, open(jsonl, encoding="utf-8") as src:
+            os.fchmod(f.fileno(), file_mode())
             writer = csv.DictWriter(f, fieldnames=["id", *keys], lineterminator="\n")
             writer.writeheader()
             for line in src:

@@ -57,7 +57,7 @@ def test_skip_invalid_reports_every_skipped_line_and_keeps_good(tmp_path, capsys
     out_dir = tmp_path / "out"
     code, out, err = run(["score", str(f), "-m", "bleu", "--skip-invalid", "-o", str(out_dir), "-q"], capsys)
     assert code == 0
-    assert "line 2: malformed JSON" in err and "line 4: missing field 'prediction'" in err
+    assert "line 2: malformed JSON" in err and "line 4: missing fields 'prediction', 'reference'" in err
     summary = json.loads((out_dir / "summary.json").read_text())
     assert summary["n_records"] == 2
     assert [s["line"] for s in summary["skipped"]] == [2, 4]
@@ -130,7 +130,9 @@ def test_csv_records_and_field_mapping(tmp_path, capsys):
     )
     assert code == 0 and json.loads(out)["n_records"] == 2
     code, out, err = run(["score", str(f), "-m", "bleu"], capsys)
-    assert code == 2 and "missing field 'id'" in err and "p.csv:2" in err
+    # the header is checked once: every missing column, and the header found
+    assert code == 2 and "lacks column(s) 'id', 'prediction', 'reference'" in err
+    assert "header found: 'study', 'generated', 'gt'" in err
 
 
 def test_extra_fields_pass_through(tmp_path):

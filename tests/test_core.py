@@ -43,8 +43,12 @@ def test_list_and_resolve_presets():
 
 
 def test_get_metric_bad_option():
-    with pytest.raises(ConfigError, match="bad option for metric 'bleu'"):
+    with pytest.raises(ConfigError, match=r"metric 'bleu' has no option 'nonsense'\. Its options: tokenize"):
         radeval.get_metric("bleu", nonsense=1)
+    with pytest.raises(ConfigError, match="Did you mean 'tokenize'"):
+        radeval.get_metric("bleu", tokenise="ptb")
+    with pytest.raises(ConfigError, match="Did you mean 'bleu'"):
+        radeval.get_metric("bleuu")
     with pytest.raises(ConfigError, match="unknown tokenize mode"):
         radeval.get_metric("bleu", tokenize="spaces")
 

@@ -19,6 +19,8 @@ def test_ci_runs_the_readme_test_command():
     score_cmd, test_cmd = readme_commands()
     assert "radeval score examples/preds.jsonl" in score_cmd
     assert "pytest" in test_cmd
+    # both install commands use the lock (tests/test_lock.py checks the lock itself)
+    assert "-c constraints.txt" in score_cmd and "-c constraints.txt" in test_cmd
     ci = (ROOT / ".ci" / "run").read_text()
     assert test_cmd in ci
 

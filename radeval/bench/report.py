@@ -10,7 +10,7 @@ import numpy as np
 
 from radeval.bench.perturb import KINDS
 from radeval.bench.rewards_bench import DEGENERATE, ERRORS, PARAPHRASE, REWARD_NOTES, BenchResult
-from radeval.evaluation import _dumps, atomic_write
+from radeval.evaluation import _dumps, atomic_write, ensure_output_dir
 
 
 def _f(x: float | None, digits: int = 3) -> str:
@@ -152,8 +152,7 @@ def heatmap(res: BenchResult, out_dir: Path) -> list[Path]:
 
 
 def write(res: BenchResult, out_dir: str | Path) -> list[Path]:
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = ensure_output_dir(Path(out_dir))
     images = heatmap(res, out)
     svg = (out / "heatmap.svg").read_text() if (out / "heatmap.svg").exists() else None
     files = [

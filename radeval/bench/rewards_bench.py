@@ -43,8 +43,8 @@ DEFAULT_REWARDS = (
     "meteor",
     "bertscore_minilm_f1",
     "chexpert_rules_f1_sample",
-    "valor_ver",
-    "valor_text",
+    "valor_ver_offline",
+    "valor_text_offline",
     "valor_format",
 )
 
@@ -90,16 +90,48 @@ def _valor_config():
     )
 
 
+#: VALOR composites: label -> (which composite, offline stand-ins?). The ``_offline`` variants
+#: substitute models (different numbers), so they carry their own names; ``valor_ver`` and
+#: ``valor_text`` are VALOR's own definition and need its models (preflight names them).
+VALOR_LABELS = {
+    "valor_ver": ("ver", False),
+    "valor_text": ("text", False),
+    "valor_ver_offline": ("ver", True),
+    "valor_text_offline": ("text", True),
+}
+
+
+def _valor(label: str):
+    from radeval.rewards.valor import ValorConfig
+
+    which, offline = VALOR_LABELS[label]
+    # stage-text composite on a clinical step (k_clin=1) so R_clin is always part of the score
+    return which, (_valor_config() if offline else ValorConfig(k_clin=1))
+
+
+def reward_metrics(labels: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Metric -> options every reward label needs (for the model preflight)."""
+    from radeval.preflight import _metric_of, valor_metrics
+
+    out: dict[str, dict[str, Any]] = {}
+    for label in labels:
+        if label in VALOR_LABELS:
+            which, config = _valor(label)
+            for m, o in valor_metrics(config, which).items():
+                out.setdefault(m, o)
+        elif label != "valor_format":
+            out.setdefault(_metric_of(label), {})
+    return out
+
+
 def build_reward(label: str) -> Callable[..., list[float | None]]:
     """A reward callable for a metric key or a VALOR composite name."""
-    if label == "valor_ver":
-        from radeval.rewards.valor import make_ver_reward
+    if label in VALOR_LABELS:
+        from radeval.rewards.valor import make_text_reward, make_ver_reward
 
-        return make_ver_reward(_valor_config())
-    if label == "valor_text":
-        from radeval.rewards.valor import make_text_reward
-
-        return make_text_reward(_valor_config())
+        which, config = _valor(label)
+        make = make_ver_reward if which == "ver" else make_text_reward
+        return make(config, name=label)
     if label == "valor_format":
         from radeval.rewards.extract import format_reward
 
@@ -110,8 +142,10 @@ def build_reward(label: str) -> Callable[..., list[float | None]]:
 
 
 REWARD_NOTES = {
-    "valor_ver": "VALOR R_ver (Eq. 3) = 0.5·(BLEU-4 + ROUGE-L) + 0.5·BERTScore, with the offline MiniLM BERTScore",
-    "valor_text": "VALOR R_text (Eq. 5) on a clinical step: R_ver + 1.0·R_clin, R_clin = rule-based CheXpert per-report F1 (no RadGraph weights offline)",
+    "valor_ver": "VALOR R_ver (Eq. 3) = 0.5·(BLEU-4 + ROUGE-L) + 0.5·BERTScore (distilbert, rescaled)",
+    "valor_text": "VALOR R_text (Eq. 5) on a clinical step: R_ver + 1.0·R_clin, R_clin = 0.5·CheXbert F1 + 0.5·RadGraph F1",
+    "valor_ver_offline": "NOT VALOR's R_ver: BERTScore term on the offline MiniLM model instead of distilbert (different numbers)",
+    "valor_text_offline": "NOT VALOR's R_text: MiniLM BERTScore, and R_clin = rule-based CheXpert per-report F1 instead of CheXbert + RadGraph (no weights offline)",
     "valor_format": "VALOR format reward: 1 iff exactly one <report>…</report> span",
 }
 

@@ -14,7 +14,7 @@ bench_app = typer.Typer(help="Benchmarks of what metrics and rewards pay for.", 
 @bench_app.command("rewards")
 def rewards(
     reports: Annotated[Path | None, typer.Argument(help="JSONL of reference reports (field 'reference'); default: the shipped set")] = None,
-    metrics: Annotated[str | None, typer.Option("--metrics", "-m", help="Comma-separated reward keys / VALOR composites (valor_ver, valor_text, valor_format)")] = None,
+    metrics: Annotated[str | None, typer.Option("--metrics", "-m", help="Comma-separated reward keys / VALOR composites (valor_ver, valor_text need their models; valor_ver_offline, valor_text_offline use offline stand-ins; valor_format)")] = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="Directory for bench.json, report.md/.html, heatmap.png/.svg")] = Path("reward-bench"),
     human: Annotated[Path | None, typer.Option("--human", help="JSONL of judged pairs (prediction, reference, errors|rating) for Kendall's tau")] = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,
@@ -24,9 +24,14 @@ def rewards(
 ) -> None:
     """Score controlled perturbations of reference reports with every reward; write tables and a heatmap."""
     from radeval.bench.report import ranking, write
-    from radeval.bench.rewards_bench import DEFAULT_REWARDS, read_reports, run_benchmark
+    from radeval.bench.rewards_bench import DEFAULT_REWARDS, REWARD_NOTES, read_reports, reward_metrics, run_benchmark
+    from radeval.preflight import check_models
 
     names = [m.strip() for m in metrics.split(",") if m.strip()] if metrics else list(DEFAULT_REWARDS)
+    check_models(reward_metrics(names))  # every missing model in one message, before torch loads
+    from radeval.evaluation import ensure_output_dir
+
+    ensure_output_dir(output)  # an unwritable folder fails before the benchmark runs
     t0 = time.perf_counter()
     res = run_benchmark(read_reports(reports), names, seed=seed, bootstrap=bootstrap, human=human, strict=strict)
     files = write(res, output)
@@ -49,6 +54,12 @@ def rewards(
         )
     console = Console(width=max(100, Console().width))
     console.print(table)
+    from rich.markup import escape
+
+    for name in res.rewards:
+        if name in REWARD_NOTES:  # substitutes say so next to their numbers
+            console.print(f"  {escape(name)}: {escape(REWARD_NOTES[name])}", highlight=False)
     for name, why in res.skipped_rewards.items():
-        console.print(f"[yellow]skipped {name}[/yellow]: {why}")
+        # escape: an install hint's "[extra]" is not rich markup
+        console.print(f"[yellow]skipped {escape(name)}[/yellow]: {escape(why)}", highlight=False)
     typer.echo(f"wrote {', '.join(str(f) for f in files)}", err=True)

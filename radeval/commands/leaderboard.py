@@ -23,7 +23,7 @@ def _leaderboards():
     try:
         import leaderboards
     except ModuleNotFoundError as e:
-        if e.name in ("leaderboards", "yaml", "matplotlib"):
+        if e.name in ("leaderboards", "yaml"):
             raise DependencyError(
                 f"radeval leaderboard needs the [leaderboard] extra ({e.name} is missing): "
                 "pip install 'radeval-toolkit[leaderboard]'"
@@ -62,6 +62,7 @@ def build(
     """Score the system rows of each spec, merge reported rows, and write <id>.md/.tex/.html/.csv."""
     lb = _leaderboards()
     from leaderboards.build import compute, write_outputs
+    from leaderboards.plots import PLOTS_HINT, plots_available
     from leaderboards.render import to_markdown
     from leaderboards.scoring import default_cache_dir
 
@@ -70,6 +71,8 @@ def build(
         spec = lb.load_spec(_resolve_spec(spec_name))
         table = compute(spec, cache_dir=cache)
         written = write_outputs(table, output)
+        if spec.plots and not plots_available():  # our choice: the tables, and say what adds plots
+            typer.echo(f"note: {spec.id}: {len(spec.plots)} plot(s) not drawn; {PLOTS_HINT}", err=True)
         if quiet:
             continue
         if show:
@@ -103,7 +106,10 @@ def curves(
 ) -> None:
     """Plot metric-vs-step curves from a training log (the VALOR paper's Fig. 7)."""
     _leaderboards()
-    from leaderboards.plots import plot_training_curves
+    from leaderboards.plots import PLOTS_HINT, plot_training_curves, plots_available
+
+    if not plots_available():
+        raise DependencyError(f"radeval leaderboard curves draws figures only; {PLOTS_HINT}")
 
     marks: dict[str, float] = {}
     for m in mark or []:

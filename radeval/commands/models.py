@@ -31,6 +31,29 @@ def _echo_table(title: str, columns: list[str], rows: list[list[str]]) -> None:
     Console().print(table)
 
 
+def _echo_blocks(rows: list[dict], width: int) -> None:
+    import textwrap
+
+    width = max(40, width)
+    for r in rows:
+        head = f"{r['name']}  [{r['status']}]  {r['hub_id'] or '-'}"
+        typer.echo(textwrap.fill(head, width, subsequent_indent="    ", break_on_hyphens=False))
+        fields = [
+            ("revision", r["revision"] + (f" @ {r['commit']}" if r["commit"] else "")),
+            ("size", r["size"]),
+            ("licence", r["licence"]),
+            ("used by", ", ".join(r["used_by"]) or "-"),
+        ]
+        if r["where"]:
+            fields.append(("where", r["where"]))
+        for label, value in fields:
+            typer.echo(textwrap.fill(
+                f"{label}: {value}", width, initial_indent="  ", subsequent_indent="    ",
+                break_long_words=True, break_on_hyphens=False,
+            ))
+    typer.echo("")
+
+
 @models_app.command("list")
 def list_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print rows as JSON.")] = False,
@@ -42,27 +65,36 @@ def list_cmd(
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
-    _echo_table(
-        "radeval models",
-        ["name", "hub id", "revision", "size", "licence", "status", "where", "used by"],
-        [
+    import shutil
+
+    width = shutil.get_terminal_size((100, 24)).columns
+    if width >= 140:
+        _echo_table(
+            "radeval models",
+            ["name", "hub id", "revision", "size", "licence", "status", "where", "used by"],
             [
-                r["name"],
-                r["hub_id"] or "-",
-                r["revision"] + (f"\n@ {r['commit']}" if r["commit"] else ""),
-                r["size"],
-                r["licence"],
-                r["status"],
-                r["where"] or "-",
-                ", ".join(r["used_by"]),
-            ]
-            for r in rows
-        ],
-    )
-    typer.echo(
+                [
+                    r["name"],
+                    r["hub_id"] or "-",
+                    r["revision"] + (f"\n@ {r['commit']}" if r["commit"] else ""),
+                    r["size"],
+                    r["licence"],
+                    r["status"],
+                    r["where"] or "-",
+                    ", ".join(r["used_by"]),
+                ]
+                for r in rows
+            ],
+        )
+    else:  # eight columns do not fit a narrow terminal: one block per model, wrapped to fit
+        _echo_blocks(rows, width)
+    import textwrap
+
+    typer.echo(textwrap.fill(
         "Unpinned revisions: the commit in use is the snapshot's (HF cache) or the one recorded "
-        "by `radeval models download`; `radeval models verify` checks file hashes."
-    )
+        "by `radeval models download`; `radeval models verify` checks file hashes.",
+        max(40, min(width, 120)),
+    ))
 
 
 @models_app.command("download")

@@ -106,7 +106,7 @@ def _print_table(result, title: str) -> None:
         console.print(f"  [dim]{sig}[/dim]", highlight=False, soft_wrap=True)
 
 
-FileArg = Annotated[Path, typer.Argument(help="Records: JSONL (one object per line) or CSV", show_default=False)]
+FileArg = Annotated[Path, typer.Argument(help="Records: JSONL (one object per line), CSV or TSV (detected from the content)", show_default=False)]
 MetricsOpt = Annotated[str, typer.Option("--metrics", "-m", help="Metric and preset names, comma-separated (default, valor, radvlm, all)")]
 OutputOpt = Annotated[Path | None, typer.Option("--output", "-o", help="Directory for summary.json, per_sample.jsonl/.csv, details.json, summary.md")]
 IdOpt = Annotated[str, typer.Option("--id-field", help="Field holding the record id")]
@@ -119,7 +119,7 @@ BootOpt = Annotated[int, typer.Option("--bootstrap", help="Bootstrap resamples f
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the bootstrap")]
 SkipOpt = Annotated[bool, typer.Option("--skip-invalid", help="Skip invalid lines (each reported) instead of failing")]
 MaxOpt = Annotated[int, typer.Option("--max-report-chars", help="Reject reports longer than this")]
-FmtOpt = Annotated[str | None, typer.Option("--input-format", help="jsonl or csv (default: from the file extension)")]
+FmtOpt = Annotated[str | None, typer.Option("--input-format", help="jsonl, csv or tsv (default: detected from the content, then the extension)")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no table")]
 
 
@@ -140,6 +140,7 @@ def score(
     input_format: FmtOpt = None,
     quiet: QuietOpt = False,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run in --output")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace complete results already in --output")] = False,
     workers: Annotated[int, typer.Option("--workers", help="Processes for CPU metrics")] = 1,
     chunk_size: Annotated[int, typer.Option("--chunk-size", help="Records per chunk (streaming/resume unit)")] = 2048,
     green_endpoint: Annotated[str | None, typer.Option("--green-endpoint", help="OpenAI-compatible server of the GREEN model (e.g. vllm serve), for metric green")] = None,
@@ -161,6 +162,12 @@ def score(
         if "green" not in names:
             raise ConfigError("--green-endpoint is for metric green; add it to --metrics")
         options.setdefault("green", {})["endpoint"] = green_endpoint
+    from radeval.preflight import check_models
+
+    check_models(names, options)  # all missing models at once, before records are read or torch imported
+    from radeval.registry import validate_options
+
+    validate_options(options)  # a misspelt -O fails before the input is read
     fields = FieldMap(id_field, prediction_field, reference_field, image_field)
     if output is not None:
         from radeval.runner import score_file
@@ -169,12 +176,19 @@ def score(
         kwargs = dict(
             fields=fields, options=options, skip_invalid=skip_invalid, max_chars=max_report_chars, fmt=input_format,
             bootstrap=bootstrap, seed=seed, chunk_size=chunk_size, workers=workers, resume=resume,
+            overwrite=overwrite,
         )
-        if bar:
-            with bar:
-                result = score_file(file, names, output, progress=update, **kwargs)
-        else:
-            result = score_file(file, names, output, **kwargs)
+        from radeval.runner import OutputComplete
+
+        try:
+            if bar:
+                with bar:
+                    result = score_file(file, names, output, progress=update, **kwargs)
+            else:
+                result = score_file(file, names, output, **kwargs)
+        except OutputComplete as done:
+            typer.echo(f"radeval: {done}", err=True)
+            return
         if result is None:
             return  # a non-zero rank of a torchrun/accelerate launch: rank 0 writes the outputs
         _report_skipped(file, result.skipped)
@@ -182,8 +196,8 @@ def score(
             _print_table(result, f"{file} — {result.n_records} records")
             typer.echo(f"wrote {output}/summary.json, per_sample.jsonl, per_sample.csv, details.json, summary.md", err=True)
         return
-    if resume or workers != 1:
-        raise ConfigError("--resume and --workers need --output DIR (they work on the streamed, durable run)")
+    if resume or workers != 1 or overwrite:
+        raise ConfigError("--resume, --workers and --overwrite need --output DIR (they work on the streamed, durable run)")
     records = _load(file, fields, skip_invalid, max_report_chars, input_format)
     bar, update = _progress(quiet)
     if bar:
@@ -230,9 +244,9 @@ def compare(
         results.append(evaluate(records, names, options=options, bootstrap=0, seed=seed))
     table = compare_results(results[0], results[1], n_resamples=bootstrap, n_trials=trials, seed=seed)
     if output:
-        from radeval.evaluation import _dumps, atomic_write
+        from radeval.evaluation import _dumps, atomic_write, ensure_output_dir
 
-        output.mkdir(parents=True, exist_ok=True)
+        ensure_output_dir(output)
         atomic_write(output / "comparison.json", _dumps({"a": str(file_a), "b": str(file_b), "metrics": table}))
     if quiet:
         json.dump(table, sys.stdout, indent=2)

@@ -31,6 +31,21 @@ def _require_train_extra():
     return api
 
 
+def _preflight(stage: str, config: Path | None, overrides: list[str]) -> None:
+    """Every model the stage's rewards need, all missing ones in one message, before torch loads
+    (after the cheap check that the [train] extra is there: without it nothing could run)."""
+    missing = [m for m in TRAIN_DEPS if importlib.util.find_spec(m) is None]
+    if missing:
+        raise DependencyError(f"training needs {', '.join(missing)}: {INSTALL_HINT}")
+    try:
+        from trainers.config import load_config
+    except ModuleNotFoundError:
+        return  # no trainers package in this build: _require_train_extra says so
+    from radeval.preflight import check_models, stage_metrics
+
+    check_models(stage_metrics(load_config(config, overrides, stage=stage)))
+
+
 def train(
     stage: Annotated[str, typer.Option("--stage", "-s", help="sft | text | visual | dpo | grpo")],
     config: Annotated[Path | None, typer.Option("--config", "-c", help="Stage config (YAML or TOML).")] = None,
@@ -39,6 +54,7 @@ def train(
     ] = None,
 ) -> None:
     """Train one VALOR stage (or a baseline) from a config file plus key=value overrides."""
+    _preflight(stage, config, overrides or [])
     api = _require_train_extra()
     result = api.train(stage, config, overrides or [])
     typer.echo(

@@ -578,6 +578,9 @@ def make_reward(
     if on_empty is not None:
         empty = on_empty
     empty = check_empty(empty)
+    from radeval.preflight import check_models
+
+    check_models({metric_name: dict(metric_options or {})})  # a missing model fails here, not at the first GRPO step
     cls = AsyncMetricReward if asynchronous else MetricReward
     return cls(
         metric_name,

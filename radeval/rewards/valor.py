@@ -442,14 +442,24 @@ class ValorReward(Reward):
         log_extra(kwargs, "valor/r_clin", clin_col)
 
 
+def _preflight(config: ValorConfig | None, which: str) -> ValorConfig:
+    """The config, after every model the composite needs is found (all missing ones named in one
+    ModelNotFound now, before torch loads, rather than at the first GRPO step)."""
+    from radeval.preflight import check_models, valor_metrics
+
+    config = config or ValorConfig()
+    check_models(valor_metrics(config, which))
+    return config
+
+
 def make_ver_reward(config: ValorConfig | None = None, *, name: str = "valor_ver") -> ValorReward:
     """R_ver (Eq. 3) as a TRL reward."""
-    return ValorReward(config, "ver", name)
+    return ValorReward(_preflight(config, "ver"), "ver", name)
 
 
 def make_clin_reward(config: ValorConfig | None = None, *, name: str = "valor_clin") -> ValorReward:
     """R_clin (Eq. 4) as a TRL reward (every step; R_text injects it periodically)."""
-    return ValorReward(config, "clin", name)
+    return ValorReward(_preflight(config, "clin"), "clin", name)
 
 
 def make_text_reward(config: ValorConfig | None = None, *, name: str = "valor_text") -> ValorReward:
@@ -457,7 +467,7 @@ def make_text_reward(config: ValorConfig | None = None, *, name: str = "valor_te
 
     Logs its parts through TRL's ``log_metric`` / ``log_extra`` (see :class:`ValorReward`).
     """
-    return ValorReward(config, "text", name)
+    return ValorReward(_preflight(config, "text"), "text", name)
 
 
 def make_valor_rewards(config: ValorConfig | None = None) -> list[Callable]:
