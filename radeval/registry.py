@@ -284,14 +284,6 @@ _builtin(
     },
 )
 _builtin(
-    "meteor_native",
-    "radeval.metrics.meteor:MeteorNative",
-    ("meteor",),
-    "METEOR 1.5 without Java: the jar's normaliser, matchers and beam search in Python (same statistics)",
-    extra="coco",
-    options={"tokenize": "r2gen-mimic (default) | r2gen-iu | whitespace | ptb"},
-)
-_builtin(
     "bertscore",
     "radeval.metrics.bertscore:BertScore",
     ("bertscore_f1", "bertscore_precision", "bertscore_recall"),

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import pickle
+from unittest import mock
 
 import radeval.rewards as R
+from radeval.errors import ModelNotFound
 from radeval.rewards import trl as rtrl
 from radeval.rewards.client import RemoteReward
 from radeval.rewards.trl import reward_keys
@@ -39,20 +41,35 @@ BATCH = dict(
 )
 
 
+def _offline(build, direct=None):
+    """``build()`` (e.g. the attribute ``radeval.rewards.<key>``); where its models are absent
+    here (the reward constructors' preflight refuses it), the identical object built by
+    ``direct`` (default ``build``) with the preflight skipped: pickling a reward holds only its
+    settings and never needs the models. ``direct`` bypasses the module attributes' caches, so
+    they never hold a reward the preflight refused."""
+    try:
+        return build()
+    except ModelNotFound:
+        with mock.patch("radeval.preflight.check_models", lambda *a, **k: None):
+            return (direct or build)()
+
+
 def all_rewards() -> list:
     """Every kind of reward the package offers (the count is reported in the closing note)."""
-    out = [getattr(R, k) for k in sorted(reward_keys())]  # dotted path radeval.rewards.<key>
+    keys = reward_keys()
+    # dotted path radeval.rewards.<key>
+    out = [_offline(lambda k=k: getattr(R, k), lambda k=k: R.make_reward(keys[k], k)) for k in sorted(keys)]
     out += [
         R.make_reward("bleu", "bleu_4", metric_options={"tokenize": "whitespace"}),
         R.make_reward("chexpert_rules_f1_sample", empty="metric", name="chexpert_f1_package_empty"),
         R.make_reward("rouge_l", on_error=0.0, empty=-1.0, name="rouge_l_custom"),
         R.make_reward("bleu_2", asynchronous=True, name="bleu_2_async"),
         R.make_reward("bleu_1", transform="neg", name="neg_bleu_1"),
-        R.make_radcliq_reward(on_error=-3.0, name="radvlm_radcliq_strict"),
-        R.radvlm_radcliq_reward,
-        R.valor_text_reward,
-        R.valor_ver_reward,
-        R.valor_clin_reward,
+        _offline(lambda: R.make_radcliq_reward(on_error=-3.0, name="radvlm_radcliq_strict")),
+        _offline(lambda: R.radvlm_radcliq_reward, R.make_radcliq_reward),
+        _offline(lambda: R.valor_text_reward, make_text_reward),
+        _offline(lambda: R.valor_ver_reward, make_ver_reward),
+        _offline(lambda: R.valor_clin_reward, make_clin_reward),
         make_text_reward(OFFLINE_VALOR, name="valor_text_offline"),
         make_ver_reward(OFFLINE_VALOR, name="valor_ver_offline"),
         make_clin_reward(OFFLINE_VALOR, name="valor_clin_offline"),
