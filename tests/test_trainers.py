@@ -639,3 +639,69 @@ def test_config_with_non_string_keys_is_a_config_error(tmp_path):
         f.write_text(text, encoding="utf-8")
         with pytest.raises(ConfigError):
             load_config(f, stage="text")
+
+
+# ----- precision: trainable parameters in fp32 whatever the load dtype --------------------------
+
+
+class OptimizerSnapshot:
+    """Trainable values at train begin and the tensors the optimizer holds at train end."""
+
+    def __init__(self):
+        from transformers import TrainerCallback
+
+        snap = self
+
+        class _CB(TrainerCallback):
+            def on_train_begin(self, args, state, control, model=None, **kw):
+                snap.before = {n: p.detach().float().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+            def on_train_end(self, args, state, control, model=None, optimizer=None, **kw):
+                names = {id(p): n for n, p in model.named_parameters()}
+                snap.held = {names[id(p)]: p.detach().clone() for g in optimizer.param_groups for p in g["params"]}
+
+        self.callback = _CB()
+
+    def share_changed(self, after: dict) -> float:
+        changed = sum(int((after[n].float() != b).sum()) for n, b in self.before.items())
+        return changed / sum(b.numel() for b in self.before.values())
+
+
+@pytest.mark.parametrize("stage", ["visual", "text"])
+def test_bf16_loaded_model_trains_in_fp32_at_lr_1e6(tiny, stage):
+    """At lr 1e-6 an Adam step is below bf16's resolution: the trained tensors must be fp32."""
+    from safetensors.torch import load_file
+
+    from trainers.api import train
+
+    root, model_dir = tiny
+    snap = OptimizerSnapshot()
+    res = train(
+        stage,
+        CONFIGS / "tiny" / f"{stage}.yaml",
+        _overrides(
+            root,
+            model_dir,
+            f"bf16-{stage}",
+            **{"model.dtype": "bfloat16", "train.learning_rate": 1e-6, "train.max_steps": 3, "train.save_steps": 0},
+        ),
+        callbacks=[snap.callback],
+    )
+    assert res.global_step == 3
+    assert set(snap.held) == set(snap.before)
+    assert {p.dtype for p in snap.held.values()} == {torch.float32}
+    assert snap.share_changed(snap.held) > 0.98
+    if stage == "visual":
+        assert all(".visual.merger." in n for n in snap.before)
+        saved = load_file(res.final_dir / "model.safetensors")
+        ckpt = {n: saved[n.replace("model.visual.", "visual.")] for n in snap.before}
+    else:
+        assert all(".lora_" in n for n in snap.before)
+        saved = load_file(res.final_dir / "adapter" / "adapter_model.safetensors")
+        ckpt = {n: saved[n.replace(".default.weight", ".weight")] for n in snap.before}
+        # the merged weights are fp32 too (a bf16 merge would round the update away)
+        merged = load_file(res.final_dir / "model.safetensors")
+        assert merged["model.layers.0.self_attn.q_proj.weight"].dtype == torch.float32
+        assert merged["model.embed_tokens.weight"].dtype == torch.bfloat16  # frozen: load dtype
+    assert {t.dtype for t in ckpt.values()} == {torch.float32}
+    assert snap.share_changed(ckpt) > 0.98

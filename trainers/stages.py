@@ -25,6 +25,7 @@ from typing import Any
 
 from radeval.errors import ConfigError
 from trainers.config import StageConfig
+from trainers.precision import check_trainable_fp32
 
 STATE_FILE = "valor_state.json"
 
@@ -136,10 +137,13 @@ def lora_config(cfg: StageConfig, model: Any):
 
 
 def _bf16(cfg: StageConfig, model: Any) -> bool:
+    """bf16 autocast: "auto" = on when the model was loaded in bf16 (the trained modules are fp32)."""
     import torch
 
+    from trainers.models import resolve_dtype
+
     if cfg.train.bf16 == "auto":
-        return model.dtype == torch.bfloat16
+        return resolve_dtype(cfg.model.dtype, cfg.train.use_cpu) == torch.bfloat16
     return bool(cfg.train.bf16)
 
 
@@ -237,9 +241,23 @@ def _save_merged(cfg: StageConfig, trainer: Any, final: Path) -> None:
         return
     model = trainer.accelerator.unwrap_model(trainer.model)
     if hasattr(model, "merge_and_unload"):
+        if trainer.accelerator.is_main_process:
+            # the trained LoRA tensors themselves, fp32, beside the merged model
+            model.save_pretrained(final / "adapter", safe_serialization=True)
+        _upcast_lora_bases(model)
         model = model.merge_and_unload()
     if trainer.accelerator.is_main_process:
+        # tensors keep their own dtype: the trained (fp32) modules stay fp32 on disk
         model.save_pretrained(final, safe_serialization=True)
+
+
+def _upcast_lora_bases(model: Any) -> None:
+    """Merge LoRA into fp32 copies of the targeted weights: a bf16 merge rounds a 1e-6 update away."""
+    from peft.tuners.lora import LoraLayer
+
+    for module in model.modules():
+        if isinstance(module, LoraLayer):
+            module.get_base_layer().float()
 
 
 def _finish(cfg: StageConfig, trainer: Any, step_offset: int) -> StageResult:
@@ -364,6 +382,7 @@ def run_sft(cfg: StageConfig, *, callbacks: list | None = None) -> StageResult:
         peft_config=lora_config(cfg, model),
         callbacks=[_metrics_callback(Path(cfg.train.output_dir) / "metrics.jsonl"), *(callbacks or [])],
     )
+    check_trainable_fp32(trainer.model)
     trainer.train(resume_from_checkpoint=resolve_resume(cfg))
     return _finish(cfg, trainer, step_offset)
 
@@ -390,6 +409,7 @@ def build_grpo_trainer(cfg: StageConfig, *, visual: Callable | None = None, call
 
     from trainers.data import load_records
     from trainers.models import freeze_all_but, projector_parts
+    from trainers.precision import upcast_trainable
 
     records = load_records(cfg.data)
     _seed(cfg)
@@ -417,7 +437,10 @@ def build_grpo_trainer(cfg: StageConfig, *, visual: Callable | None = None, call
     )
     peft_config = None
     if cfg.stage == "visual":
-        freeze_all_but(model, projector_parts(model, cfg.model.family))
+        parts = projector_parts(model, cfg.model.family)
+        freeze_all_but(model, parts)
+        # the projector trains in fp32 whatever the load dtype (trainers/precision.py)
+        upcast_trainable(model, parts)
     else:
         peft_config = lora_config(cfg, model)
     # TRL builds the reference model from model.config._name_or_path (non-LoRA, beta > 0): point it
@@ -432,6 +455,7 @@ def build_grpo_trainer(cfg: StageConfig, *, visual: Callable | None = None, call
         )
     finally:
         model.config._name_or_path = original_name
+    check_trainable_fp32(trainer.model)
     trainer.valor_ref_model = ref_path or _start_path(cfg)
     return trainer, step_offset
 
