@@ -505,7 +505,8 @@ def test_r2gen_loader_and_errors(tmp_path):
     recs = load_r2gen(tmp_path / "annotation.json", "train", None)  # default root: <dir>/images
     assert recs[0]["image"].endswith("CXR1/0.png") and recs[0]["report"] == "No acute disease."
     row = sft_rows(recs, "Describe.")[0]
-    assert row["messages"][1]["content"][0]["text"] == "<report>No acute disease.</report>"
+    assert row["completion"][0]["content"][0]["text"] == "<report>No acute disease.</report>"
+    assert row["images"] == [recs[0]["image"]]  # a path: decoded per batch, not up front
     assert grpo_rows(recs, "Describe.")[0]["ground_truth"] == "No acute disease."
     with pytest.raises(InputError, match="CXR1/1.png"):
         load_r2gen(tmp_path / "annotation.json", "train", None, max_images=2)
@@ -705,3 +706,49 @@ def test_bf16_loaded_model_trains_in_fp32_at_lr_1e6(tiny, stage):
         assert merged["model.embed_tokens.weight"].dtype == torch.bfloat16  # frozen: load dtype
     assert {t.dtype for t in ckpt.values()} == {torch.float32}
     assert snap.share_changed(ckpt) > 0.98
+
+
+# ----- every advertised family runs every stage -------------------------------------------------
+
+
+@pytest.mark.parametrize("family", ["llava", "qwen3_vl", "qwen2_vl"])
+def test_family_runs_sft_text_visual(family, tmp_path, one_thread):
+    """Tiny LLaVA (llava-hf, LLaVA-1.5 template: LLaVA-Med v1.5's shape), Qwen3-VL, Qwen2-VL.
+
+    (Qwen2.5-VL runs in the module pipeline above.) One step per stage; SFT's loss covers the
+    report only; stage text trains LoRA on the LM, stage visual only the projector.
+    """
+    from tests.tiny_vlm import build_tiny
+    from trainers.api import train
+    from trainers.models import FAMILIES
+    from trainers.tiny import write_tiny_dataset
+
+    model_dir = build_tiny(family, tmp_path / "model")
+    data = write_tiny_dataset(tmp_path)
+    common = [f"model.name_or_path={model_dir}", f"data.path={data}", "train.max_steps=1", "train.save_steps=0"]
+    sft = train("sft", CONFIGS / "tiny" / "sft.yaml", common + [f"train.output_dir={tmp_path / 'sft'}"])
+    trainer = sft.trainer
+    batch = next(iter(trainer.get_train_dataloader()))
+    tok = trainer.processing_class.tokenizer
+    for ids, labels in zip(batch["input_ids"], batch["labels"]):
+        target = tok.decode(ids[labels != -100])
+        assert target.startswith("<report>") and "</report>" in target, target
+        assert "Describe the X-ray" not in target and "image" not in target, target
+    snaps = {}
+    start = sft.final_dir
+    for stage in ("text", "visual"):
+        snap = Snapshot()
+        res = train(
+            stage,
+            CONFIGS / "tiny" / f"{stage}.yaml",
+            common + [f"train.output_dir={tmp_path / stage}", f"model.init_from={start}"],
+            callbacks=[snap.callback],
+        )
+        assert res.global_step == 1
+        snaps[stage], start = snap, res.final_dir
+    assert snaps["text"].changed() and all("lora_" in n for n in snaps["text"].trainable)
+    assert all(".language_model." in n for n in snaps["text"].trainable)
+    projector = FAMILIES[family][0]
+    changed = snaps["visual"].changed()
+    assert changed and all(f"{projector}." in n or "deepstack_merger" in n for n in snaps["visual"].trainable)
+    assert any(f"{projector}." in n for n in changed)

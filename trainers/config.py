@@ -53,6 +53,17 @@ class ModelSection:
     attn_implementation: str | None = None
     #: stage visual/text start from this checkpoint (a stage output dir); None = name_or_path
     init_from: str | None = None
+    #: image resolution of the Qwen-VL families (the processor's min/max pixels per image; one
+    #: image token per 28x28 px for Qwen2/2.5-VL, 32x32 for Qwen3-VL). The processors' default
+    #: (12.8 MP) turns a full-size chest X-ray into ~10k tokens; 448x448 (256 tokens for
+    #: Qwen2.5-VL) is the usual CXR-model input size. None = the processor's own value; min_pixels
+    #: None = the processor's minimum, capped at max_pixels. LLaVA's CLIP tower fixes its input
+    #: size (336x336 for LLaVA-1.5/LLaVA-Med): these settings do not apply to the llava families.
+    max_pixels: int | None = 448 * 448
+    min_pixels: int | None = None
+    #: a chat template to use instead of the processor's: a .jinja file or the template text
+    #: (e.g. for a converted LLaVA-Med whose processor carries none); None = the processor's own
+    chat_template: str | None = None
 
 
 @dataclass
@@ -484,6 +495,14 @@ def validate(cfg: StageConfig) -> None:
         raise ConfigError(f"model.dtype must be auto, float32, bfloat16 or float16, got {cfg.model.dtype!r}")
     if not cfg.model.name_or_path:
         raise ConfigError("model.name_or_path is empty")
+    for name in ("max_pixels", "min_pixels"):
+        v = getattr(cfg.model, name)
+        if v is not None:
+            _positive(f"model.{name}", v)
+    if cfg.model.min_pixels and cfg.model.max_pixels and cfg.model.min_pixels > cfg.model.max_pixels:
+        raise ConfigError(
+            f"model.min_pixels ({cfg.model.min_pixels}) is above model.max_pixels ({cfg.model.max_pixels})"
+        )
     _positive("lora.r", cfg.lora.r)
     _positive("lora.alpha", cfg.lora.alpha)
     if not 0 <= cfg.lora.dropout < 1:

@@ -245,6 +245,14 @@ def assistant_message(report: str) -> dict[str, Any]:
 
 
 def _load_image(img: Any) -> Any:
+    """A path, or an HF ``Image(decode=False)`` value ``{"bytes", "path"}`` → RGB PIL image."""
+    if isinstance(img, dict):
+        import io
+
+        from PIL import Image
+
+        with Image.open(io.BytesIO(img["bytes"]) if img.get("bytes") else img["path"]) as im:
+            return im.convert("RGB")
     if isinstance(img, str):
         from PIL import Image
 
@@ -254,10 +262,17 @@ def _load_image(img: Any) -> Any:
 
 
 def sft_rows(records: list[dict], prompt: str) -> list[dict]:
+    """Prompt/completion rows (TRL's completion-only loss): the loss covers the report only.
+
+    This works for every chat template, unlike TRL's assistant-only loss, which needs
+    ``{% generation %}`` markers that TRL 1.16 patches in only for templates it knows (not
+    LLaVA-1.5's / LLaVA-Med's). Images stay paths: decoded per batch (see ``to_dataset``).
+    """
     return [
         {
-            "images": [_load_image(i) for i in _images(r)],
-            "messages": [user_message(prompt, len(_images(r))), assistant_message(r["report"])],
+            "images": _images(r),
+            "prompt": [user_message(prompt, len(_images(r)))],
+            "completion": [assistant_message(r["report"])],
         }
         for r in records
     ]
@@ -266,7 +281,7 @@ def sft_rows(records: list[dict], prompt: str) -> list[dict]:
 def grpo_rows(records: list[dict], prompt: str) -> list[dict]:
     rows = []
     for r in records:
-        imgs = [_load_image(i) for i in _images(r)]
+        imgs = _images(r)
         row = {"id": r["id"], "prompt": [user_message(prompt, len(imgs))], "ground_truth": r["report"]}
         if len(imgs) == 1:
             row["image"] = imgs[0]
@@ -312,7 +327,7 @@ def load_pairs(path: str | Path, records_by_id: dict[str, dict], image_root: str
 def dpo_rows(pairs: list[dict], prompt: str) -> list[dict]:
     return [
         {
-            "images": [_load_image(i) for i in _images(p)],
+            "images": _images(p),
             "prompt": [user_message(prompt, len(_images(p)))],
             "chosen": [assistant_message(p["chosen"])],
             "rejected": [assistant_message(p["rejected"])],
@@ -322,7 +337,24 @@ def dpo_rows(pairs: list[dict], prompt: str) -> list[dict]:
 
 
 def to_dataset(rows: list[dict]):
-    """A ``datasets.Dataset`` (images stored as the Image feature)."""
+    """A ``datasets.Dataset`` whose image columns decode lazily, one row at a time.
+
+    Rows hold image *paths*; the ``image``/``images`` columns get the ``Image(mode="RGB")``
+    feature, which stores the path and opens the file only when a row is read (by the trainer's
+    data loader, per batch). Memory before training is then flat in the number of records
+    (benchmarks/bench_trainer_data_memory.py). PIL images (in-memory datasets) are stored as
+    PNG bytes by the same feature.
+    """
     import datasets
 
-    return datasets.Dataset.from_list(rows)
+    image_cols = [k for k in ("image", "images") if rows and k in rows[0]]
+    ds = datasets.Dataset.from_list([{k: v for k, v in r.items() if k not in image_cols} for r in rows])
+    image = datasets.Image(mode="RGB")
+    for k in image_cols:
+        # encode: a path stays a path ({"path", "bytes": None}); a PIL image becomes PNG bytes
+        if k == "image":
+            feature, values = image, [image.encode_example(r[k]) for r in rows]
+        else:
+            feature, values = datasets.List(image), [[image.encode_example(v) for v in r[k]] for r in rows]
+        ds = ds.add_column(k, values, feature=feature)
+    return ds

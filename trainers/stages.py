@@ -115,8 +115,18 @@ def _load(cfg: StageConfig):
         family=cfg.model.family,
         dtype=cfg.model.dtype,
         revision=None if cfg.model.init_from else cfg.model.revision,
+        **processor_settings(cfg),
+    )
+
+
+def processor_settings(cfg: StageConfig) -> dict[str, Any]:
+    """load_model's keyword arguments from the model section (dtype, attention, processor)."""
+    return dict(
         attn_implementation=cfg.model.attn_implementation,
         use_cpu=cfg.train.use_cpu,
+        chat_template=cfg.model.chat_template,
+        max_pixels=cfg.model.max_pixels,
+        min_pixels=cfg.model.min_pixels,
     )
 
 
@@ -370,7 +380,9 @@ def run_sft(cfg: StageConfig, *, callbacks: list | None = None) -> StageResult:
     step_offset = resolve_step_offset(cfg)
     args = SFTConfig(
         **common_args(cfg, model),
-        assistant_only_loss=True,
+        # prompt/completion rows + completion-only loss: the loss covers the report only, with any
+        # chat template (TRL's assistant_only_loss needs templates it knows: not LLaVA-1.5's)
+        completion_only_loss=True,
         max_length=cfg.train.max_length,
         packing=False,
     )
@@ -399,7 +411,8 @@ def check_prompt_length(cfg: StageConfig, processor: Any, record: dict) -> None:
     if n > cfg.grpo.max_prompt_length:
         raise ConfigError(
             f"grpo.max_prompt_length: the prompt with its image takes {n} tokens (> {cfg.grpo.max_prompt_length}); "
-            "shorten data.prompt, lower the image resolution, or raise the limit"
+            "shorten data.prompt, lower the image resolution (model.max_pixels, Qwen-VL families), "
+            "or raise grpo.max_prompt_length"
         )
 
 
