@@ -536,6 +536,21 @@ def test_jsonl_and_hf_loaders(tiny, tmp_path):
     ds.save_to_disk(str(tmp_path / "hf"))
     recs = load_hf(str(tmp_path / "hf"), "train", image_root=None)
     assert [r["id"] for r in recs] == [r["id"] for r in train]
+    # an Image column with embedded bytes: read undecoded, decoded per row by the training dataset
+    from tests.tiny_vlm import make_images
+    from trainers.data import grpo_rows, to_dataset
+
+    img_ds = datasets.Dataset.from_list(
+        [{"id": "a", "image": make_images(1)[0], "report": "No acute disease."}],
+        features=datasets.Features(
+            {"id": datasets.Value("string"), "image": datasets.Image(), "report": datasets.Value("string")}
+        ),
+    )
+    img_ds.save_to_disk(str(tmp_path / "hf-img"))
+    recs = load_hf(str(tmp_path / "hf-img"), "train")
+    assert isinstance(recs[0]["image"], dict) and recs[0]["image"]["bytes"][:4] == b"\x89PNG"
+    row = to_dataset(grpo_rows(recs, "Describe."))[0]
+    assert row["image"].mode == "RGB" and row["image"].size == (56, 56)
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"id": "a", "image": "missing.png", "report": "x"}\n')
     with pytest.raises(InputError, match=r"bad.jsonl:1 \(id 'a'\).*missing.png"):
@@ -752,3 +767,33 @@ def test_family_runs_sft_text_visual(family, tmp_path, one_thread):
     changed = snaps["visual"].changed()
     assert changed and all(f"{projector}." in n or "deepstack_merger" in n for n in snaps["visual"].trainable)
     assert any(f"{projector}." in n for n in changed)
+
+
+def test_reference_policy_resolves_after_a_move_or_fails_loudly(pipeline, tmp_path, monkeypatch):
+    """θ_ref is recorded absolutely and relative to the state file; a lost folder is an error."""
+    import shutil
+
+    from trainers.stages import STATE_FILE, resolve_ref_model
+
+    root, model_dir = pipeline["root"], pipeline["model_dir"]
+    state = json.loads((pipeline["resumed"].final_dir / STATE_FILE).read_text())
+    assert Path(state["ref_model"]["path"]) == pipeline["sft"].final_dir.resolve()
+    assert not Path(state["ref_model"]["relative"]).is_absolute()
+    # the whole runs tree moves, and the process runs from elsewhere: the relative record resolves
+    moved = tmp_path / "moved"
+    shutil.copytree(pipeline["sft"].final_dir, moved / "sft" / "final")
+    shutil.copytree(pipeline["resumed"].final_dir, moved / "text" / "final")
+    st = json.loads((moved / "text" / "final" / STATE_FILE).read_text())
+    st["ref_model"]["path"] = str(tmp_path / "gone")  # the absolute record no longer exists
+    (moved / "text" / "final" / STATE_FILE).write_text(json.dumps(st))
+    monkeypatch.chdir(tmp_path)
+    over = _overrides(root, model_dir, "visual-moved", **{"model.init_from": moved / "text" / "final"})
+    cfg = load_config(CONFIGS / "tiny" / "visual.yaml", over)
+    assert Path(resolve_ref_model(cfg)).resolve() == (moved / "sft" / "final").resolve()
+    # the SFT model is gone: a clear error naming the setting, never the text model instead
+    shutil.rmtree(moved / "sft")
+    with pytest.raises(ConfigError, match=r"grpo\.ref_model"):
+        resolve_ref_model(cfg)
+    assert resolve_ref_model(load_config(CONFIGS / "tiny" / "visual.yaml", over + ["grpo.ref_model=start"])) == str(
+        moved / "text" / "final"
+    )

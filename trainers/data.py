@@ -1,7 +1,7 @@
 """Training data: R2Gen ``annotation.json``, JSONL records, HF datasets → chat-formatted datasets.
 
 Every loader yields plain records ``{"id", "image", "report"}`` (image: a path resolved against
-``image_root``, or a PIL image from an HF dataset), checked up front: a missing field, an empty
+``image_root``, or an HF dataset's stored image bytes; never decoded pixels), checked up front: a missing field, an empty
 report or an image file that does not exist is an :class:`InputError` naming the record, before
 any model loads. The stage formatters then build TRL's dataset shapes:
 
@@ -38,8 +38,16 @@ def wrap_report(report: str) -> str:
 def _resolve_image(value: Any, root: Path | None, where: str, check: bool = True) -> Any:
     if value is None or (isinstance(value, str) and not value.strip()):
         raise InputError(f"{where}: no image")
+    if isinstance(value, dict) and ("path" in value or "bytes" in value):
+        # an undecoded HF Image value: prefer the file on disk, else keep the stored bytes
+        path = value.get("path")
+        if path and Path(path).is_file() and not value.get("bytes"):
+            return str(path)
+        if not value.get("bytes"):
+            raise InputError(f"{where}: image {path!r} has no bytes and no file on disk")
+        return {"path": path, "bytes": value["bytes"]}
     if not isinstance(value, (str, Path)):
-        return value  # a decoded image (PIL) from an HF dataset
+        return value  # an in-memory image (PIL)
     p = Path(value)
     if not p.is_absolute() and root is not None:
         p = root / p
@@ -177,6 +185,7 @@ def load_hf(
         if split not in ds:
             raise InputError(f"HF dataset {path_or_name!r} has no split {split!r}; splits: {sorted(ds)}")
         ds = ds[split]
+    ds = _undecoded_images(ds, image_field)
     root = Path(image_root) if image_root else None
     return [
         _record(
@@ -191,6 +200,23 @@ def load_hf(
         )
         for i, r in enumerate(ds)
     ]
+
+
+def _undecoded_images(ds: Any, field: str) -> Any:
+    """Read an ``Image`` column without decoding it: ``{"path", "bytes"}`` per image.
+
+    A value whose file exists on disk is kept as its path (decoded per batch later); embedded
+    bytes stay bytes (compressed, as stored), never decoded pixels.
+    """
+    import datasets
+
+    feat = ds.features.get(field)
+    if isinstance(feat, datasets.Image):
+        return ds.cast_column(field, datasets.Image(decode=False))
+    inner = getattr(feat, "feature", None)
+    if isinstance(inner, datasets.Image):
+        return ds.cast_column(field, datasets.List(datasets.Image(decode=False)))
+    return ds
 
 
 def load_records(data_cfg: Any, split: str | None = None) -> list[dict]:

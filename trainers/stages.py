@@ -17,6 +17,7 @@ VALOR step k so stage visual's counter carries on from stage text. Intermediate 
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,6 +29,8 @@ from trainers.config import StageConfig
 from trainers.precision import check_trainable_fp32
 
 STATE_FILE = "valor_state.json"
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -65,8 +68,44 @@ def resolve_step_offset(cfg: StageConfig) -> int:
     return 0
 
 
+def _model_ref(path_or_id: str, state_dir: Path) -> dict[str, Any]:
+    """How a state file records a model: absolute path + path relative to the state file, or a hub id."""
+    p = Path(path_or_id)
+    if p.is_dir():
+        absolute = p.resolve()
+        return {"path": str(absolute), "relative": os.path.relpath(absolute, state_dir.resolve())}
+    return {"hub_id": path_or_id}
+
+
+def _resolve_model_ref(ref: Any, state: Path, what: str) -> str:
+    """A recorded model: its absolute path, else the path relative to the state file, else a clear error."""
+    if isinstance(ref, str):  # older state files: a bare path as it was typed
+        ref = {"path": ref}
+    if not isinstance(ref, dict):
+        raise ConfigError(f"{state}: unreadable {what} record {ref!r}")
+    if "hub_id" in ref:
+        return str(ref["hub_id"])
+    tried = []
+    for key, base in (("path", None), ("relative", state.parent)):
+        if ref.get(key):
+            cand = Path(ref[key]) if base is None else base / ref[key]
+            tried.append(str(cand))
+            if cand.is_dir():
+                return str(cand)
+    raise ConfigError(
+        f"{state} records {what} at {tried or ref!r}, which no longer exists; set grpo.ref_model to the "
+        "reference model's folder (Algorithm 1: the SFT model), or grpo.ref_model=start"
+    )
+
+
 def resolve_ref_model(cfg: StageConfig) -> str:
-    """The reference policy's model folder for stage visual (see ``grpo.ref_model``)."""
+    """The reference policy's model folder for stage visual (see ``grpo.ref_model``).
+
+    "auto" reads the start checkpoint's ``valor_state.json``: after stage sft the start model is
+    θ_SFT; after stage text/grpo/visual the reference recorded there (stage text's θ_ref is its own
+    start model, the SFT model). A recorded folder that no longer resolves is an error, never a
+    silent switch to another model.
+    """
     start = _start_path(cfg)
     ref = cfg.grpo.ref_model
     if ref == "start":
@@ -77,17 +116,28 @@ def resolve_ref_model(cfg: StageConfig) -> str:
         return ref
     state = Path(start) / STATE_FILE
     if not state.is_file():
+        logger.warning(
+            "grpo.ref_model=auto: %s has no %s (not a stage output), so the start model is the reference policy",
+            start,
+            STATE_FILE,
+        )
         return start
     try:
         prev = json.loads(state.read_text())
     except ValueError:
         raise ConfigError(f"{state}: unreadable VALOR state") from None
+    if prev.get("stage") == "sft":
+        return start
+    if "ref_model" in prev:
+        return _resolve_model_ref(prev["ref_model"], state, "the reference policy")
     if prev.get("stage") in ("text", "grpo"):
-        # stage text's reference was its own start model (LoRA off): the SFT model
+        # state files written before ref_model was recorded: stage text's start model
         before = ((prev.get("config") or {}).get("model") or {}).get("init_from")
-        if before and Path(before).is_dir():
-            return str(before)
-    return start
+        if before:
+            return _resolve_model_ref(before, state, "stage text's start model (the reference policy)")
+    raise ConfigError(
+        f"{state} (stage {prev.get('stage')!r}) does not record a reference policy; set grpo.ref_model"
+    )
 
 
 def resolve_resume(cfg: StageConfig) -> str | bool | None:
@@ -270,7 +320,7 @@ def _upcast_lora_bases(model: Any) -> None:
             module.get_base_layer().float()
 
 
-def _finish(cfg: StageConfig, trainer: Any, step_offset: int) -> StageResult:
+def _finish(cfg: StageConfig, trainer: Any, step_offset: int, ref_model: str | None = None) -> StageResult:
     """Merge LoRA (if any), save the full model + processor + VALOR state to <output_dir>/final."""
     final = Path(cfg.train.output_dir) / "final"
     if trainer.accelerator.is_main_process:
@@ -287,6 +337,9 @@ def _finish(cfg: StageConfig, trainer: Any, step_offset: int) -> StageResult:
             "global_step": gstep,
             "step_offset": step_offset,
             "last_k": last_k,
+            # absolute + relative to this file, so a moved runs/ tree still resolves (or fails loudly)
+            "start_model": _model_ref(_start_path(cfg), final),
+            "ref_model": _model_ref(ref_model or _start_path(cfg), final),
             "config": cfg.to_dict(),
         }
         (final / STATE_FILE).write_text(json.dumps(state, indent=2, default=str), encoding="utf-8")
@@ -458,9 +511,16 @@ def build_grpo_trainer(cfg: StageConfig, *, visual: Callable | None = None, call
         peft_config = lora_config(cfg, model)
     # TRL builds the reference model from model.config._name_or_path (non-LoRA, beta > 0): point it
     # at θ_ref for the constructor only
-    ref_path = resolve_ref_model(cfg) if (cfg.stage == "visual" and g.beta != 0) else None
+    ref_path = None
+    if cfg.stage == "visual":
+        try:
+            ref_path = resolve_ref_model(cfg)
+        except ConfigError:
+            if g.beta != 0:
+                raise
+            # β = 0: no reference policy is used; nothing to record for the next stage
     original_name = model.config._name_or_path
-    if ref_path is not None:
+    if ref_path is not None and g.beta != 0:
         model.config._name_or_path = ref_path
     try:
         trainer = _make_grpo_trainer(
@@ -497,7 +557,7 @@ def _make_grpo_trainer(cfg, model, processor, funcs, args, records, peft_config,
 def run_grpo(cfg: StageConfig, *, visual: Callable | None = None, callbacks: list | None = None) -> StageResult:
     trainer, step_offset = build_grpo_trainer(cfg, visual=visual, callbacks=callbacks)
     trainer.train(resume_from_checkpoint=resolve_resume(cfg))
-    return _finish(cfg, trainer, step_offset)
+    return _finish(cfg, trainer, step_offset, trainer.valor_ref_model)
 
 
 def run_dpo(cfg: StageConfig, *, callbacks: list | None = None) -> StageResult:
