@@ -504,10 +504,10 @@ def test_r2gen_loader_and_errors(tmp_path):
     (tmp_path / "annotation.json").write_text(json.dumps(ann))
     recs = load_r2gen(tmp_path / "annotation.json", "train", None)  # default root: <dir>/images
     assert recs[0]["image"].endswith("CXR1/0.png") and recs[0]["report"] == "No acute disease."
-    row = sft_rows(recs, "Describe.")[0]
+    row = next(sft_rows(recs, "Describe."))
     assert row["completion"][0]["content"][0]["text"] == "<report>No acute disease.</report>"
     assert row["images"] == [recs[0]["image"]]  # a path: decoded per batch, not up front
-    assert grpo_rows(recs, "Describe.")[0]["ground_truth"] == "No acute disease."
+    assert next(grpo_rows(recs, "Describe."))["ground_truth"] == "No acute disease."
     with pytest.raises(InputError, match="CXR1/1.png"):
         load_r2gen(tmp_path / "annotation.json", "train", None, max_images=2)
     with pytest.raises(InputError, match="no split 'dev'"):
@@ -797,3 +797,21 @@ def test_reference_policy_resolves_after_a_move_or_fails_loudly(pipeline, tmp_pa
     assert resolve_ref_model(load_config(CONFIGS / "tiny" / "visual.yaml", over + ["grpo.ref_model=start"])) == str(
         moved / "text" / "final"
     )
+
+
+def test_rewards_section_is_valor_config():
+    """One definition of VALOR's constants: the rewards section holds radeval's ValorConfig."""
+    import dataclasses
+
+    from radeval.rewards.valor import ValorConfig
+    from trainers.config import VALOR_KEYS, StageConfig
+
+    assert StageConfig().rewards.valor == ValorConfig()
+    assert set(VALOR_KEYS) <= {f.name for f in dataclasses.fields(ValorConfig)}
+    cfg = load_config(CONFIGS / "text.yaml", ["rewards.lambda_vis=0.3", 'rewards.metric_options={"bleu": {}}'])
+    assert cfg.rewards.valor == dataclasses.replace(ValorConfig(), lambda_vis=0.3, metric_options={"bleu": {}})
+    assert cfg.rewards.lambda_vis == 0.3 and cfg.valor_config(4) == dataclasses.replace(
+        cfg.rewards.valor, step_offset=4
+    )
+    with pytest.raises(ConfigError, match=r"rewards\.k_clin must be an integer"):
+        load_config(CONFIGS / "text.yaml", ["rewards.k_clin=x"])

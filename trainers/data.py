@@ -18,6 +18,7 @@ The assistant's target is wrapped in ``<report>…</report>`` because the format
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -287,25 +288,22 @@ def _load_image(img: Any) -> Any:
     return img
 
 
-def sft_rows(records: list[dict], prompt: str) -> list[dict]:
+def sft_rows(records: Iterable[dict], prompt: str) -> Iterator[dict]:
     """Prompt/completion rows (TRL's completion-only loss): the loss covers the report only.
 
     This works for every chat template, unlike TRL's assistant-only loss, which needs
     ``{% generation %}`` markers that TRL 1.16 patches in only for templates it knows (not
     LLaVA-1.5's / LLaVA-Med's). Images stay paths: decoded per batch (see ``to_dataset``).
     """
-    return [
-        {
+    for r in records:
+        yield {
             "images": _images(r),
             "prompt": [user_message(prompt, len(_images(r)))],
             "completion": [assistant_message(r["report"])],
         }
-        for r in records
-    ]
 
 
-def grpo_rows(records: list[dict], prompt: str) -> list[dict]:
-    rows = []
+def grpo_rows(records: Iterable[dict], prompt: str) -> Iterator[dict]:
     for r in records:
         imgs = _images(r)
         row = {"id": r["id"], "prompt": [user_message(prompt, len(imgs))], "ground_truth": r["report"]}
@@ -313,8 +311,7 @@ def grpo_rows(records: list[dict], prompt: str) -> list[dict]:
             row["image"] = imgs[0]
         else:
             row["images"] = imgs
-        rows.append(row)
-    return rows
+        yield row
 
 
 def load_pairs(path: str | Path, records_by_id: dict[str, dict], image_root: str | Path | None) -> list[dict]:
@@ -350,37 +347,65 @@ def load_pairs(path: str | Path, records_by_id: dict[str, dict], image_root: str
     return out
 
 
-def dpo_rows(pairs: list[dict], prompt: str) -> list[dict]:
-    return [
-        {
+def dpo_rows(pairs: Iterable[dict], prompt: str) -> Iterator[dict]:
+    for p in pairs:
+        yield {
             "images": _images(p),
             "prompt": [user_message(prompt, len(_images(p)))],
             "chosen": [assistant_message(p["chosen"])],
             "rejected": [assistant_message(p["rejected"])],
         }
-        for p in pairs
-    ]
 
 
-def to_dataset(rows: list[dict]):
+def _features(first: dict):
+    """The rows' features: inferred from the first row, image columns as lazy ``Image(mode="RGB")``."""
+    import datasets
+
+    image = datasets.Image(mode="RGB")
+    plain = {k: v for k, v in first.items() if k not in ("image", "images")}
+    feats = dict(datasets.Dataset.from_list([plain]).features) if plain else {}
+    if "image" in first:
+        feats["image"] = image
+    if "images" in first:
+        feats["images"] = datasets.List(image)
+    # keep the row's column order
+    return datasets.Features({k: feats[k] for k in first})
+
+
+def to_dataset(rows: Iterable[dict], path: str | Path | None = None):
     """A ``datasets.Dataset`` whose image columns decode lazily, one row at a time.
 
     Rows hold image *paths*; the ``image``/``images`` columns get the ``Image(mode="RGB")``
     feature, which stores the path and opens the file only when a row is read (by the trainer's
-    data loader, per batch). Memory before training is then flat in the number of records
-    (benchmarks/bench_trainer_data_memory.py). PIL images (in-memory datasets) are stored as
-    PNG bytes by the same feature.
+    data loader, per batch). PIL images (in-memory datasets) are stored as PNG bytes.
+
+    With ``path`` the rows stream into an Arrow file there (in batches of 1,000) and the dataset
+    memory-maps it, so memory before training stays flat in the number of records
+    (benchmarks/bench_trainer_data_memory.py); under several processes the main process writes
+    it first and the others map the same file (``main_process_first``).
     """
     import datasets
 
-    image_cols = [k for k in ("image", "images") if rows and k in rows[0]]
-    ds = datasets.Dataset.from_list([{k: v for k, v in r.items() if k not in image_cols} for r in rows])
-    image = datasets.Image(mode="RGB")
-    for k in image_cols:
-        # encode: a path stays a path ({"path", "bytes": None}); a PIL image becomes PNG bytes
-        if k == "image":
-            feature, values = image, [image.encode_example(r[k]) for r in rows]
-        else:
-            feature, values = datasets.List(image), [[image.encode_example(v) for v in r[k]] for r in rows]
-        ds = ds.add_column(k, values, feature=feature)
-    return ds
+    rows = iter(rows)
+    first = next(rows, None)
+    if first is None:
+        return datasets.Dataset.from_list([])
+    features = _features(first)
+    if path is None:
+        return datasets.Dataset.from_list([first, *rows], features=features)
+    from accelerate import PartialState
+    from datasets.arrow_writer import ArrowWriter
+
+    path = Path(path)
+    state = PartialState()
+    with state.main_process_first():
+        if state.is_main_process:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(path.name + ".tmp")
+            with ArrowWriter(features=features, path=str(tmp), writer_batch_size=1000) as writer:
+                writer.write(features.encode_example(first))
+                for row in rows:
+                    writer.write(features.encode_example(row))
+                writer.finalize()
+            tmp.replace(path)  # atomic: a reader never maps a half-written file
+        return datasets.Dataset.from_file(str(path))

@@ -135,9 +135,7 @@ def resolve_ref_model(cfg: StageConfig) -> str:
         before = ((prev.get("config") or {}).get("model") or {}).get("init_from")
         if before:
             return _resolve_model_ref(before, state, "stage text's start model (the reference policy)")
-    raise ConfigError(
-        f"{state} (stage {prev.get('stage')!r}) does not record a reference policy; set grpo.ref_model"
-    )
+    raise ConfigError(f"{state} (stage {prev.get('stage')!r}) does not record a reference policy; set grpo.ref_model")
 
 
 def resolve_resume(cfg: StageConfig) -> str | bool | None:
@@ -356,6 +354,11 @@ def _finish(cfg: StageConfig, trainer: Any, step_offset: int, ref_model: str | N
     )
 
 
+def _dataset_file(cfg: StageConfig) -> Path:
+    """Where the stage's training rows are written (memory-mapped while training)."""
+    return Path(cfg.train.output_dir) / "dataset" / f"{cfg.stage}-{cfg.data.split}.arrow"
+
+
 def _seed(cfg: StageConfig) -> None:
     from transformers import set_seed
 
@@ -442,7 +445,7 @@ def run_sft(cfg: StageConfig, *, callbacks: list | None = None) -> StageResult:
     trainer = SFTTrainer(
         model=model,
         args=args,
-        train_dataset=to_dataset(sft_rows(records, cfg.data.prompt)),
+        train_dataset=to_dataset(sft_rows(records, cfg.data.prompt), _dataset_file(cfg)),
         processing_class=processor,
         peft_config=lora_config(cfg, model),
         callbacks=[_metrics_callback(Path(cfg.train.output_dir) / "metrics.jsonl"), *(callbacks or [])],
@@ -542,7 +545,7 @@ def _make_grpo_trainer(cfg, model, processor, funcs, args, records, peft_config,
         model=model,
         reward_funcs=funcs,
         args=args,
-        train_dataset=to_dataset(grpo_rows(records, cfg.data.prompt)),
+        train_dataset=to_dataset(grpo_rows(records, cfg.data.prompt), _dataset_file(cfg)),
         processing_class=processor,
         peft_config=peft_config,
         callbacks=[_metrics_callback(Path(cfg.train.output_dir) / "metrics.jsonl"), *(callbacks or [])],
@@ -578,7 +581,7 @@ def run_dpo(cfg: StageConfig, *, callbacks: list | None = None) -> StageResult:
     trainer = DPOTrainer(
         model=model,
         args=args,
-        train_dataset=to_dataset(dpo_rows(pairs, cfg.data.prompt)),
+        train_dataset=to_dataset(dpo_rows(pairs, cfg.data.prompt), _dataset_file(cfg)),
         processing_class=processor,
         peft_config=lora_config(cfg, model),
         callbacks=[_metrics_callback(Path(cfg.train.output_dir) / "metrics.jsonl"), *(callbacks or [])],
