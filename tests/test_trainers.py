@@ -815,3 +815,35 @@ def test_rewards_section_is_valor_config():
     )
     with pytest.raises(ConfigError, match=r"rewards\.k_clin must be an integer"):
         load_config(CONFIGS / "text.yaml", ["rewards.k_clin=x"])
+
+
+def test_processor_resolution_is_a_setting(tiny):
+    """model.max_pixels/min_pixels bound the Qwen processor; the prompt-length check names them."""
+    from trainers.data import load_jsonl
+    from trainers.models import load_model
+    from trainers.stages import check_prompt_length
+
+    root, model_dir = tiny
+    assert load_config(CONFIGS / "text.yaml").model.max_pixels == 448 * 448  # CXR-sized default
+    rec = load_jsonl(root / "data.jsonl", split="train")[0]
+    counts = {}
+    for side in (56, 112):
+        _, proc = load_model(str(model_dir), max_pixels=side * side, min_pixels=side * side)
+        assert (proc.image_processor.size.shortest_edge, proc.image_processor.size.longest_edge) == (side**2,) * 2
+        grid = proc(text=["<|image_pad|>"], images=[_load(rec["image"])], return_tensors="pt")["image_grid_thw"]
+        counts[side] = int(grid.prod()) // 4  # tokens after the 2x2 merge
+    assert counts == {56: 4, 112: 16}
+    cfg = load_config(
+        CONFIGS / "tiny" / "text.yaml",
+        _overrides(root, model_dir, "res", **{"grpo.max_prompt_length": 20, "model.max_pixels": 112 * 112}),
+    )
+    with pytest.raises(ConfigError, match=r"model\.max_pixels"):
+        check_prompt_length(cfg, proc, rec)
+    with pytest.raises(ConfigError, match="min_pixels"):
+        load_config(CONFIGS / "text.yaml", ["model.min_pixels=1000000"])
+
+
+def _load(path):
+    from trainers.data import _load_image
+
+    return _load_image(path)
