@@ -117,6 +117,17 @@ REAL = {
 }
 
 
+def ids_similarity(prompts=None, completions=(), completion_ids=None, **kwargs) -> list[float]:
+    """Stage visual's S_i for the dry run: a hash of the completion's token ids.
+
+    A random model with the real vocabulary samples mostly ids the tiny tokenizer cannot decode,
+    so every completion's text (and any text-based similarity) is equal and RankNorm gives 0:
+    nothing would train. Distinct id sequences get distinct S_i, so r_vis (Eq. 7) separates them.
+    """
+    ids = completion_ids or [[] for _ in completions]
+    return [(sum((i + 1) * (t + 7) for i, t in enumerate(seq)) % 9973) / 9973 for seq in ids]
+
+
 def build(family: str, dest: Path) -> int:
     """Tiny tokenizer/processor + the real-width 2+2-layer model in ``dest``; returns the parameter count."""
     import torch
@@ -211,6 +222,8 @@ def _child(family: str, stage: str, model: str, data: str, out: str, init_from: 
             "grpo.beta=0.0",
             "train.per_device_batch_size=2",
         ]
+    if stage == "visual":
+        overrides.append("rewards.visual_reward=benchmarks.bench_trainer_real_size:ids_similarity")
     if init_from != "-":
         overrides.append(f"model.init_from={init_from}")
     res = train(stage, cfg_dir / f"{stage}.yaml", overrides, callbacks=[Probe()])
