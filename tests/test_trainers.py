@@ -504,9 +504,10 @@ def test_r2gen_loader_and_errors(tmp_path):
     (tmp_path / "annotation.json").write_text(json.dumps(ann))
     recs = load_r2gen(tmp_path / "annotation.json", "train", None)  # default root: <dir>/images
     assert recs[0]["image"].endswith("CXR1/0.png") and recs[0]["report"] == "No acute disease."
-    row = sft_rows(recs, "Describe.")[0]
-    assert row["messages"][1]["content"][0]["text"] == "<report>No acute disease.</report>"
-    assert grpo_rows(recs, "Describe.")[0]["ground_truth"] == "No acute disease."
+    row = next(sft_rows(recs, "Describe."))
+    assert row["completion"][0]["content"][0]["text"] == "<report>No acute disease.</report>"
+    assert row["images"] == [recs[0]["image"]]  # a path: decoded per batch, not up front
+    assert next(grpo_rows(recs, "Describe."))["ground_truth"] == "No acute disease."
     with pytest.raises(InputError, match="CXR1/1.png"):
         load_r2gen(tmp_path / "annotation.json", "train", None, max_images=2)
     with pytest.raises(InputError, match="no split 'dev'"):
@@ -535,6 +536,21 @@ def test_jsonl_and_hf_loaders(tiny, tmp_path):
     ds.save_to_disk(str(tmp_path / "hf"))
     recs = load_hf(str(tmp_path / "hf"), "train", image_root=None)
     assert [r["id"] for r in recs] == [r["id"] for r in train]
+    # an Image column with embedded bytes: read undecoded, decoded per row by the training dataset
+    from tests.tiny_vlm import make_images
+    from trainers.data import grpo_rows, to_dataset
+
+    img_ds = datasets.Dataset.from_list(
+        [{"id": "a", "image": make_images(1)[0], "report": "No acute disease."}],
+        features=datasets.Features(
+            {"id": datasets.Value("string"), "image": datasets.Image(), "report": datasets.Value("string")}
+        ),
+    )
+    img_ds.save_to_disk(str(tmp_path / "hf-img"))
+    recs = load_hf(str(tmp_path / "hf-img"), "train")
+    assert isinstance(recs[0]["image"], dict) and recs[0]["image"]["bytes"][:4] == b"\x89PNG"
+    row = to_dataset(grpo_rows(recs, "Describe."))[0]
+    assert row["image"].mode == "RGB" and row["image"].size == (56, 56)
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"id": "a", "image": "missing.png", "report": "x"}\n')
     with pytest.raises(InputError, match=r"bad.jsonl:1 \(id 'a'\).*missing.png"):
@@ -639,3 +655,195 @@ def test_config_with_non_string_keys_is_a_config_error(tmp_path):
         f.write_text(text, encoding="utf-8")
         with pytest.raises(ConfigError):
             load_config(f, stage="text")
+
+
+# ----- precision: trainable parameters in fp32 whatever the load dtype --------------------------
+
+
+class OptimizerSnapshot:
+    """Trainable values at train begin and the tensors the optimizer holds at train end."""
+
+    def __init__(self):
+        from transformers import TrainerCallback
+
+        snap = self
+
+        class _CB(TrainerCallback):
+            def on_train_begin(self, args, state, control, model=None, **kw):
+                snap.before = {n: p.detach().float().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+            def on_train_end(self, args, state, control, model=None, optimizer=None, **kw):
+                names = {id(p): n for n, p in model.named_parameters()}
+                snap.held = {names[id(p)]: p.detach().clone() for g in optimizer.param_groups for p in g["params"]}
+
+        self.callback = _CB()
+
+    def share_changed(self, after: dict) -> float:
+        changed = sum(int((after[n].float() != b).sum()) for n, b in self.before.items())
+        return changed / sum(b.numel() for b in self.before.values())
+
+
+@pytest.mark.parametrize("stage", ["visual", "text"])
+def test_bf16_loaded_model_trains_in_fp32_at_lr_1e6(tiny, stage):
+    """At lr 1e-6 an Adam step is below bf16's resolution: the trained tensors must be fp32."""
+    from safetensors.torch import load_file
+
+    from trainers.api import train
+
+    root, model_dir = tiny
+    snap = OptimizerSnapshot()
+    res = train(
+        stage,
+        CONFIGS / "tiny" / f"{stage}.yaml",
+        _overrides(
+            root,
+            model_dir,
+            f"bf16-{stage}",
+            **{"model.dtype": "bfloat16", "train.learning_rate": 1e-6, "train.max_steps": 3, "train.save_steps": 0},
+        ),
+        callbacks=[snap.callback],
+    )
+    assert res.global_step == 3
+    assert set(snap.held) == set(snap.before)
+    assert {p.dtype for p in snap.held.values()} == {torch.float32}
+    assert snap.share_changed(snap.held) > 0.98
+    if stage == "visual":
+        assert all(".visual.merger." in n for n in snap.before)
+        saved = load_file(res.final_dir / "model.safetensors")
+        ckpt = {n: saved[n.replace("model.visual.", "visual.")] for n in snap.before}
+    else:
+        assert all(".lora_" in n for n in snap.before)
+        saved = load_file(res.final_dir / "adapter" / "adapter_model.safetensors")
+        ckpt = {n: saved[n.replace(".default.weight", ".weight")] for n in snap.before}
+        # the merged weights are fp32 too (a bf16 merge would round the update away)
+        merged = load_file(res.final_dir / "model.safetensors")
+        assert merged["model.layers.0.self_attn.q_proj.weight"].dtype == torch.float32
+        assert merged["model.embed_tokens.weight"].dtype == torch.bfloat16  # frozen: load dtype
+    assert {t.dtype for t in ckpt.values()} == {torch.float32}
+    assert snap.share_changed(ckpt) > 0.98
+
+
+# ----- every advertised family runs every stage -------------------------------------------------
+
+
+@pytest.mark.parametrize("family", ["llava", "qwen3_vl", "qwen2_vl"])
+def test_family_runs_sft_text_visual(family, tmp_path, one_thread):
+    """Tiny LLaVA (llava-hf, LLaVA-1.5 template: LLaVA-Med v1.5's shape), Qwen3-VL, Qwen2-VL.
+
+    (Qwen2.5-VL runs in the module pipeline above.) One step per stage; SFT's loss covers the
+    report only; stage text trains LoRA on the LM, stage visual only the projector.
+    """
+    from tests.tiny_vlm import build_tiny
+    from trainers.api import train
+    from trainers.models import FAMILIES
+    from trainers.tiny import write_tiny_dataset
+
+    model_dir = build_tiny(family, tmp_path / "model")
+    data = write_tiny_dataset(tmp_path)
+    common = [f"model.name_or_path={model_dir}", f"data.path={data}", "train.max_steps=1", "train.save_steps=0"]
+    sft = train("sft", CONFIGS / "tiny" / "sft.yaml", common + [f"train.output_dir={tmp_path / 'sft'}"])
+    trainer = sft.trainer
+    batch = next(iter(trainer.get_train_dataloader()))
+    tok = trainer.processing_class.tokenizer
+    for ids, labels in zip(batch["input_ids"], batch["labels"]):
+        target = tok.decode(ids[labels != -100])
+        assert target.startswith("<report>") and "</report>" in target, target
+        assert "Describe the X-ray" not in target and "image" not in target, target
+    snaps = {}
+    start = sft.final_dir
+    for stage in ("text", "visual"):
+        snap = Snapshot()
+        res = train(
+            stage,
+            CONFIGS / "tiny" / f"{stage}.yaml",
+            common + [f"train.output_dir={tmp_path / stage}", f"model.init_from={start}"],
+            callbacks=[snap.callback],
+        )
+        assert res.global_step == 1
+        snaps[stage], start = snap, res.final_dir
+    assert snaps["text"].changed() and all("lora_" in n for n in snaps["text"].trainable)
+    assert all(".language_model." in n for n in snaps["text"].trainable)
+    projector = FAMILIES[family][0]
+    changed = snaps["visual"].changed()
+    assert changed and all(f"{projector}." in n or "deepstack_merger" in n for n in snaps["visual"].trainable)
+    assert any(f"{projector}." in n for n in changed)
+
+
+def test_reference_policy_resolves_after_a_move_or_fails_loudly(pipeline, tmp_path, monkeypatch):
+    """θ_ref is recorded absolutely and relative to the state file; a lost folder is an error."""
+    import shutil
+
+    from trainers.stages import STATE_FILE, resolve_ref_model
+
+    root, model_dir = pipeline["root"], pipeline["model_dir"]
+    state = json.loads((pipeline["resumed"].final_dir / STATE_FILE).read_text())
+    assert Path(state["ref_model"]["path"]) == pipeline["sft"].final_dir.resolve()
+    assert not Path(state["ref_model"]["relative"]).is_absolute()
+    # the whole runs tree moves, and the process runs from elsewhere: the relative record resolves
+    moved = tmp_path / "moved"
+    shutil.copytree(pipeline["sft"].final_dir, moved / "sft" / "final")
+    shutil.copytree(pipeline["resumed"].final_dir, moved / "text" / "final")
+    st = json.loads((moved / "text" / "final" / STATE_FILE).read_text())
+    st["ref_model"]["path"] = str(tmp_path / "gone")  # the absolute record no longer exists
+    (moved / "text" / "final" / STATE_FILE).write_text(json.dumps(st))
+    monkeypatch.chdir(tmp_path)
+    over = _overrides(root, model_dir, "visual-moved", **{"model.init_from": moved / "text" / "final"})
+    cfg = load_config(CONFIGS / "tiny" / "visual.yaml", over)
+    assert Path(resolve_ref_model(cfg)).resolve() == (moved / "sft" / "final").resolve()
+    # the SFT model is gone: a clear error naming the setting, never the text model instead
+    shutil.rmtree(moved / "sft")
+    with pytest.raises(ConfigError, match=r"grpo\.ref_model"):
+        resolve_ref_model(cfg)
+    assert resolve_ref_model(load_config(CONFIGS / "tiny" / "visual.yaml", over + ["grpo.ref_model=start"])) == str(
+        moved / "text" / "final"
+    )
+
+
+def test_rewards_section_is_valor_config():
+    """One definition of VALOR's constants: the rewards section holds radeval's ValorConfig."""
+    import dataclasses
+
+    from radeval.rewards.valor import ValorConfig
+    from trainers.config import VALOR_KEYS, StageConfig
+
+    assert StageConfig().rewards.valor == ValorConfig()
+    assert set(VALOR_KEYS) <= {f.name for f in dataclasses.fields(ValorConfig)}
+    cfg = load_config(CONFIGS / "text.yaml", ["rewards.lambda_vis=0.3", 'rewards.metric_options={"bleu": {}}'])
+    assert cfg.rewards.valor == dataclasses.replace(ValorConfig(), lambda_vis=0.3, metric_options={"bleu": {}})
+    assert cfg.rewards.lambda_vis == 0.3 and cfg.valor_config(4) == dataclasses.replace(
+        cfg.rewards.valor, step_offset=4
+    )
+    with pytest.raises(ConfigError, match=r"rewards\.k_clin must be an integer"):
+        load_config(CONFIGS / "text.yaml", ["rewards.k_clin=x"])
+
+
+def test_processor_resolution_is_a_setting(tiny):
+    """model.max_pixels/min_pixels bound the Qwen processor; the prompt-length check names them."""
+    from trainers.data import load_jsonl
+    from trainers.models import load_model
+    from trainers.stages import check_prompt_length
+
+    root, model_dir = tiny
+    assert load_config(CONFIGS / "text.yaml").model.max_pixels == 448 * 448  # CXR-sized default
+    rec = load_jsonl(root / "data.jsonl", split="train")[0]
+    counts = {}
+    for side in (56, 112):
+        _, proc = load_model(str(model_dir), max_pixels=side * side, min_pixels=side * side)
+        assert (proc.image_processor.size.shortest_edge, proc.image_processor.size.longest_edge) == (side**2,) * 2
+        grid = proc(text=["<|image_pad|>"], images=[_load(rec["image"])], return_tensors="pt")["image_grid_thw"]
+        counts[side] = int(grid.prod()) // 4  # tokens after the 2x2 merge
+    assert counts == {56: 4, 112: 16}
+    cfg = load_config(
+        CONFIGS / "tiny" / "text.yaml",
+        _overrides(root, model_dir, "res", **{"grpo.max_prompt_length": 20, "model.max_pixels": 112 * 112}),
+    )
+    with pytest.raises(ConfigError, match=r"model\.max_pixels"):
+        check_prompt_length(cfg, proc, rec)
+    with pytest.raises(ConfigError, match="min_pixels"):
+        load_config(CONFIGS / "text.yaml", ["model.min_pixels=1000000"])
+
+
+def _load(path):
+    from trainers.data import _load_image
+
+    return _load_image(path)

@@ -25,9 +25,6 @@ from typing import Any, get_args, get_origin, get_type_hints
 from radeval.errors import ConfigError
 from radeval.rewards.valor import ValorConfig
 
-# one source for VALOR's constants: the reward layer's defaults (documented in radeval.rewards.valor)
-_VALOR = ValorConfig()
-
 STAGES = ("sft", "text", "visual", "dpo", "grpo")
 
 DEFAULT_PROMPT = (
@@ -53,6 +50,17 @@ class ModelSection:
     attn_implementation: str | None = None
     #: stage visual/text start from this checkpoint (a stage output dir); None = name_or_path
     init_from: str | None = None
+    #: image resolution of the Qwen-VL families (the processor's min/max pixels per image; one
+    #: image token per 28x28 px for Qwen2/2.5-VL, 32x32 for Qwen3-VL). The processors' default
+    #: (12.8 MP) turns a full-size chest X-ray into ~10k tokens; 448x448 (256 tokens for
+    #: Qwen2.5-VL) is the usual CXR-model input size. None = the processor's own value; min_pixels
+    #: None = the processor's minimum, capped at max_pixels. LLaVA's CLIP tower fixes its input
+    #: size (336x336 for LLaVA-1.5/LLaVA-Med): these settings do not apply to the llava families.
+    max_pixels: int | None = 448 * 448
+    min_pixels: int | None = None
+    #: a chat template to use instead of the processor's: a .jinja file or the template text
+    #: (e.g. for a converted LLaVA-Med whose processor carries none); None = the processor's own
+    chat_template: str | None = None
 
 
 @dataclass
@@ -165,30 +173,34 @@ class GrpoSection:
     vllm_mode: str = "colocate"
 
 
+#: VALOR's constants a config sets, flat in its ``rewards`` section (``rewards.k_clin=5``). They are
+#: fields of :class:`radeval.rewards.valor.ValorConfig`, which owns their defaults (documented
+#: there: Eq. 3 λ_lex = λ_sem = 0.5, Eq. 4 λ_cx = λ_rg = 0.5, Eq. 5 λ_clin = 1 every k_clin = 10
+#: updates, Eq. 8 λ_vis = 0.5, the metric of each term) and their checks. ``step_offset`` is
+#: ``train.step_offset``; the reference column is fixed by the trainers' datasets.
+VALOR_KEYS = (
+    "lambda_lex",
+    "lambda_sem",
+    "lambda_cx",
+    "lambda_rg",
+    "lambda_clin",
+    "k_clin",
+    "lambda_vis",
+    "bleu4",
+    "rouge_l",
+    "bertscore",
+    "chexbert",
+    "radgraph",
+    "metric_options",
+)
+
+
 @dataclass
 class RewardsSection:
-    #: Eq. 3 weights (λ_lex + λ_sem = 1; paper silent on values): equal weight
-    lambda_lex: float = _VALOR.lambda_lex
-    lambda_sem: float = _VALOR.lambda_sem
-    #: Eq. 4 weights (paper silent): equal weight
-    lambda_cx: float = _VALOR.lambda_cx
-    lambda_rg: float = _VALOR.lambda_rg
-    #: Eq. 5 strength of the periodic clinical term (paper silent): 1 = same scale as R_ver
-    lambda_clin: float = _VALOR.lambda_clin
-    #: Eq. 5 period (paper: "moderate" beats per-step and rare injection): every 10 updates
-    k_clin: int = _VALOR.k_clin
-    #: Eq. 8 mix (the paper's best, Table 3 / Fig. 6a)
-    lambda_vis: float = _VALOR.lambda_vis
+    #: VALOR's constants (the keys in VALOR_KEYS), held as the reward layer's own ValorConfig
+    valor: ValorConfig = field(default_factory=ValorConfig)
     #: weight of the format reward, added to R_text in both stages (paper gives no weight)
     format_weight: float = 1.0
-    #: metrics of each term, as radeval registry "metric:key"
-    bleu4: str = _VALOR.bleu4
-    rouge_l: str = _VALOR.rouge_l
-    bertscore: str = _VALOR.bertscore
-    chexbert: str = _VALOR.chexbert
-    radgraph: str = _VALOR.radgraph
-    #: radeval.get_metric options per metric, e.g. {"bleu": {"tokenize": "r2gen-iu"}}
-    metric_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: stage visual: the frozen expert's raw image–report similarity S_i (Eq. 6), as
     #: "metric:<registry name>[:<key>]" or an import path "pkg.module:callable"
     visual_reward: str | None = None
@@ -196,6 +208,22 @@ class RewardsSection:
     visual_reward_kwargs: dict[str, Any] | None = None
     #: clinical injection on (stages text/visual); the plain GRPO baseline turns it off
     clinical: bool = True
+
+    def __getattr__(self, name: str) -> Any:
+        # rewards.k_clin etc. read through to the ValorConfig (one definition of each constant)
+        if name in VALOR_KEYS and "valor" in self.__dict__:
+            return getattr(self.__dict__["valor"], name)
+        raise AttributeError(name)
+
+
+def _build_valor(data: dict[str, Any], prefix: str) -> ValorConfig:
+    """The rewards section's VALOR keys → ValorConfig (types coerced here, values checked there)."""
+    hints = get_type_hints(ValorConfig)
+    kwargs = {k: _coerce(f"{prefix}.{k}", hints[k], v) for k, v in data.items()}
+    try:
+        return ValorConfig(**kwargs)
+    except ConfigError as exc:  # ValorConfig names the constant; say which section it lives in
+        raise ConfigError(f"{prefix}: {exc}") from None
 
 
 @dataclass
@@ -232,23 +260,10 @@ class StageConfig:
     def valor_config(self, step_offset: int = 0):
         """The rewards' :class:`radeval.rewards.ValorConfig` (clinical off → λ_clin = 0)."""
         r = self.rewards
-        return ValorConfig(
-            lambda_lex=r.lambda_lex,
-            lambda_sem=r.lambda_sem,
-            # clinical off (plain GRPO): zero every clinical weight so no CheXbert/RadGraph model loads
-            lambda_cx=r.lambda_cx if r.clinical else 0.0,
-            lambda_rg=r.lambda_rg if r.clinical else 0.0,
-            lambda_clin=r.lambda_clin if r.clinical else 0.0,
-            k_clin=r.k_clin,
-            lambda_vis=r.lambda_vis,
-            step_offset=step_offset,
-            bleu4=r.bleu4,
-            rouge_l=r.rouge_l,
-            bertscore=r.bertscore,
-            chexbert=r.chexbert,
-            radgraph=r.radgraph,
-            metric_options=dict(r.metric_options),
-        )
+        if r.clinical:
+            return dataclasses.replace(r.valor, step_offset=step_offset)
+        # clinical off (plain GRPO): zero every clinical weight so no CheXbert/RadGraph model loads
+        return dataclasses.replace(r.valor, step_offset=step_offset, lambda_cx=0.0, lambda_rg=0.0, lambda_clin=0.0)
 
     def world_size(self) -> int:
         return max(1, int(os.environ.get("WORLD_SIZE", "1")))
@@ -414,6 +429,12 @@ def _coerce(name: str, tp: Any, value: Any) -> Any:
 def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
     hints = get_type_hints(cls)
     known = {f.name for f in dataclasses.fields(cls)}
+    valor = None
+    if cls is RewardsSection:
+        # VALOR's constants are flat keys of this section, built into the reward layer's ValorConfig
+        known = (known - {"valor"}) | set(VALOR_KEYS)
+        valor = _build_valor({k: data[k] for k in VALOR_KEYS if k in data}, prefix)
+        data = {k: v for k, v in data.items() if k not in VALOR_KEYS}
     odd = [k for k in data if not isinstance(k, str)]
     if odd:  # YAML allows null/number/bool keys ("? :", "1: x"); a setting name is a string
         where = f"section {prefix!r}" if prefix else "the top level"
@@ -438,6 +459,8 @@ def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
             kwargs[f.name] = _build(tp, value, name)
         else:
             kwargs[f.name] = _coerce(name, tp, value)
+    if valor is not None:
+        kwargs["valor"] = valor
     return cls(**kwargs)
 
 
@@ -484,6 +507,14 @@ def validate(cfg: StageConfig) -> None:
         raise ConfigError(f"model.dtype must be auto, float32, bfloat16 or float16, got {cfg.model.dtype!r}")
     if not cfg.model.name_or_path:
         raise ConfigError("model.name_or_path is empty")
+    for name in ("max_pixels", "min_pixels"):
+        v = getattr(cfg.model, name)
+        if v is not None:
+            _positive(f"model.{name}", v)
+    if cfg.model.min_pixels and cfg.model.max_pixels and cfg.model.min_pixels > cfg.model.max_pixels:
+        raise ConfigError(
+            f"model.min_pixels ({cfg.model.min_pixels}) is above model.max_pixels ({cfg.model.max_pixels})"
+        )
     _positive("lora.r", cfg.lora.r)
     _positive("lora.alpha", cfg.lora.alpha)
     if not 0 <= cfg.lora.dropout < 1:

@@ -1,12 +1,12 @@
 """Training data: R2Gen ``annotation.json``, JSONL records, HF datasets → chat-formatted datasets.
 
 Every loader yields plain records ``{"id", "image", "report"}`` (image: a path resolved against
-``image_root``, or a PIL image from an HF dataset), checked up front: a missing field, an empty
+``image_root``, or an HF dataset's stored image bytes; never decoded pixels), checked up front: a missing field, an empty
 report or an image file that does not exist is an :class:`InputError` naming the record, before
 any model loads. The stage formatters then build TRL's dataset shapes:
 
-* SFT: ``{"images": [img], "messages": [user(image, prompt), assistant("<report>…</report>")]}``,
-  conversational so TRL's assistant-only loss can mask the prompt;
+* SFT: ``{"images": [img], "prompt": [user(image, prompt)], "completion": [assistant("<report>…</report>")]}``,
+  conversational prompt/completion so TRL's completion-only loss masks the prompt (any template);
 * GRPO: ``{"prompt": [user(image, prompt)], "image": img, "ground_truth": report, "id"}``; the
   reward functions read ``ground_truth`` and ``image`` (TRL repeats columns per completion);
 * DPO: ``{"images": [img], "prompt": [...], "chosen": [assistant], "rejected": [assistant]}``.
@@ -18,6 +18,7 @@ The assistant's target is wrapped in ``<report>…</report>`` because the format
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +39,16 @@ def wrap_report(report: str) -> str:
 def _resolve_image(value: Any, root: Path | None, where: str, check: bool = True) -> Any:
     if value is None or (isinstance(value, str) and not value.strip()):
         raise InputError(f"{where}: no image")
+    if isinstance(value, dict) and ("path" in value or "bytes" in value):
+        # an undecoded HF Image value: prefer the file on disk, else keep the stored bytes
+        path = value.get("path")
+        if path and Path(path).is_file() and not value.get("bytes"):
+            return str(path)
+        if not value.get("bytes"):
+            raise InputError(f"{where}: image {path!r} has no bytes and no file on disk")
+        return {"path": path, "bytes": value["bytes"]}
     if not isinstance(value, (str, Path)):
-        return value  # a decoded image (PIL) from an HF dataset
+        return value  # an in-memory image (PIL)
     p = Path(value)
     if not p.is_absolute() and root is not None:
         p = root / p
@@ -177,6 +186,7 @@ def load_hf(
         if split not in ds:
             raise InputError(f"HF dataset {path_or_name!r} has no split {split!r}; splits: {sorted(ds)}")
         ds = ds[split]
+    ds = _undecoded_images(ds, image_field)
     root = Path(image_root) if image_root else None
     return [
         _record(
@@ -191,6 +201,23 @@ def load_hf(
         )
         for i, r in enumerate(ds)
     ]
+
+
+def _undecoded_images(ds: Any, field: str) -> Any:
+    """Read an ``Image`` column without decoding it: ``{"path", "bytes"}`` per image.
+
+    A value whose file exists on disk is kept as its path (decoded per batch later); embedded
+    bytes stay bytes (compressed, as stored), never decoded pixels.
+    """
+    import datasets
+
+    feat = ds.features.get(field)
+    if isinstance(feat, datasets.Image):
+        return ds.cast_column(field, datasets.Image(decode=False))
+    inner = getattr(feat, "feature", None)
+    if isinstance(inner, datasets.Image):
+        return ds.cast_column(field, datasets.List(datasets.Image(decode=False)))
+    return ds
 
 
 def load_records(data_cfg: Any, split: str | None = None) -> list[dict]:
@@ -245,6 +272,14 @@ def assistant_message(report: str) -> dict[str, Any]:
 
 
 def _load_image(img: Any) -> Any:
+    """A path, or an HF ``Image(decode=False)`` value ``{"bytes", "path"}`` → RGB PIL image."""
+    if isinstance(img, dict):
+        import io
+
+        from PIL import Image
+
+        with Image.open(io.BytesIO(img["bytes"]) if img.get("bytes") else img["path"]) as im:
+            return im.convert("RGB")
     if isinstance(img, str):
         from PIL import Image
 
@@ -253,27 +288,30 @@ def _load_image(img: Any) -> Any:
     return img
 
 
-def sft_rows(records: list[dict], prompt: str) -> list[dict]:
-    return [
-        {
-            "images": [_load_image(i) for i in _images(r)],
-            "messages": [user_message(prompt, len(_images(r))), assistant_message(r["report"])],
-        }
-        for r in records
-    ]
+def sft_rows(records: Iterable[dict], prompt: str) -> Iterator[dict]:
+    """Prompt/completion rows (TRL's completion-only loss): the loss covers the report only.
 
-
-def grpo_rows(records: list[dict], prompt: str) -> list[dict]:
-    rows = []
+    This works for every chat template, unlike TRL's assistant-only loss, which needs
+    ``{% generation %}`` markers that TRL 1.16 patches in only for templates it knows (not
+    LLaVA-1.5's / LLaVA-Med's). Images stay paths: decoded per batch (see ``to_dataset``).
+    """
     for r in records:
-        imgs = [_load_image(i) for i in _images(r)]
+        yield {
+            "images": _images(r),
+            "prompt": [user_message(prompt, len(_images(r)))],
+            "completion": [assistant_message(r["report"])],
+        }
+
+
+def grpo_rows(records: Iterable[dict], prompt: str) -> Iterator[dict]:
+    for r in records:
+        imgs = _images(r)
         row = {"id": r["id"], "prompt": [user_message(prompt, len(imgs))], "ground_truth": r["report"]}
         if len(imgs) == 1:
             row["image"] = imgs[0]
         else:
             row["images"] = imgs
-        rows.append(row)
-    return rows
+        yield row
 
 
 def load_pairs(path: str | Path, records_by_id: dict[str, dict], image_root: str | Path | None) -> list[dict]:
@@ -309,20 +347,65 @@ def load_pairs(path: str | Path, records_by_id: dict[str, dict], image_root: str
     return out
 
 
-def dpo_rows(pairs: list[dict], prompt: str) -> list[dict]:
-    return [
-        {
-            "images": [_load_image(i) for i in _images(p)],
+def dpo_rows(pairs: Iterable[dict], prompt: str) -> Iterator[dict]:
+    for p in pairs:
+        yield {
+            "images": _images(p),
             "prompt": [user_message(prompt, len(_images(p)))],
             "chosen": [assistant_message(p["chosen"])],
             "rejected": [assistant_message(p["rejected"])],
         }
-        for p in pairs
-    ]
 
 
-def to_dataset(rows: list[dict]):
-    """A ``datasets.Dataset`` (images stored as the Image feature)."""
+def _features(first: dict):
+    """The rows' features: inferred from the first row, image columns as lazy ``Image(mode="RGB")``."""
     import datasets
 
-    return datasets.Dataset.from_list(rows)
+    image = datasets.Image(mode="RGB")
+    plain = {k: v for k, v in first.items() if k not in ("image", "images")}
+    feats = dict(datasets.Dataset.from_list([plain]).features) if plain else {}
+    if "image" in first:
+        feats["image"] = image
+    if "images" in first:
+        feats["images"] = datasets.List(image)
+    # keep the row's column order
+    return datasets.Features({k: feats[k] for k in first})
+
+
+def to_dataset(rows: Iterable[dict], path: str | Path | None = None):
+    """A ``datasets.Dataset`` whose image columns decode lazily, one row at a time.
+
+    Rows hold image *paths*; the ``image``/``images`` columns get the ``Image(mode="RGB")``
+    feature, which stores the path and opens the file only when a row is read (by the trainer's
+    data loader, per batch). PIL images (in-memory datasets) are stored as PNG bytes.
+
+    With ``path`` the rows stream into an Arrow file there (in batches of 1,000) and the dataset
+    memory-maps it, so memory before training stays flat in the number of records
+    (benchmarks/bench_trainer_data_memory.py); under several processes the main process writes
+    it first and the others map the same file (``main_process_first``).
+    """
+    import datasets
+
+    rows = iter(rows)
+    first = next(rows, None)
+    if first is None:
+        return datasets.Dataset.from_list([])
+    features = _features(first)
+    if path is None:
+        return datasets.Dataset.from_list([first, *rows], features=features)
+    from accelerate import PartialState
+    from datasets.arrow_writer import ArrowWriter
+
+    path = Path(path)
+    state = PartialState()
+    with state.main_process_first():
+        if state.is_main_process:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(path.name + ".tmp")
+            with ArrowWriter(features=features, path=str(tmp), writer_batch_size=1000) as writer:
+                writer.write(features.encode_example(first))
+                for row in rows:
+                    writer.write(features.encode_example(row))
+                writer.finalize()
+            tmp.replace(path)  # atomic: a reader never maps a half-written file
+        return datasets.Dataset.from_file(str(path))

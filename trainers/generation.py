@@ -25,12 +25,9 @@ def _load_for_generation(cfg: StageConfig, checkpoint: str | Path):
     ckpt = Path(checkpoint)
     if not ckpt.is_dir():
         raise ConfigError(f"checkpoint {str(ckpt)!r} does not exist")
-    kw = dict(
-        family=cfg.model.family,
-        dtype=cfg.model.dtype,
-        attn_implementation=cfg.model.attn_implementation,
-        use_cpu=cfg.train.use_cpu,
-    )
+    from trainers.stages import processor_settings
+
+    kw = dict(family=cfg.model.family, dtype=cfg.model.dtype, **processor_settings(cfg))
     if (ckpt / "adapter_config.json").is_file() and not (ckpt / "config.json").is_file():
         from peft import PeftModel
 

@@ -4,7 +4,7 @@ Families (transformers 5.23 attribute paths, relative to the ``*ForConditionalGe
 
 * Qwen2-VL, Qwen2.5-VL, Qwen3-VL: projector ``model.visual.merger`` (the patch merger that maps
   vision features to the text width), language model ``model.language_model``.
-* LLaVA family in llava-hf format (LLaVA, LLaVA-NeXT, LLaVA-OneVision): projector
+* LLaVA in llava-hf format (LLaVA-1.5, converted LLaVA-Med v1.5): projector
   ``model.multi_modal_projector``, language model ``model.language_model``. The paper's LLaVA-Med
   v1.5 ships in the original LLaVA repo format, which transformers cannot load: convert it to
   llava-hf first (transformers' ``convert_llava_weights_to_hf.py``) and point ``model.name_or_path``
@@ -27,17 +27,14 @@ FAMILIES: dict[str, tuple[str, str]] = {
     "qwen2_5_vl": ("model.visual.merger", "model.language_model"),
     "qwen3_vl": ("model.visual.merger", "model.language_model"),
     "llava": ("model.multi_modal_projector", "model.language_model"),
-    "llava_next": ("model.multi_modal_projector", "model.language_model"),
-    "llava_onevision": ("model.multi_modal_projector", "model.language_model"),
 }
+# LLaVA-NeXT / LLaVA-OneVision (anyres tiling, image_newline) are not listed: no test runs them
+# through the stages yet, so they are not advertised.
 
 #: other parts of the vision-to-text projection that stage visual trains with the projector:
-#: Qwen3-VL's DeepStack mergers (they project intermediate vision layers into the LM) and
-#: LLaVA-NeXT/OneVision's learned image-newline embedding
+#: Qwen3-VL's DeepStack mergers (they project intermediate vision layers into the LM)
 PROJECTOR_EXTRAS: dict[str, tuple[str, ...]] = {
     "qwen3_vl": ("model.visual.deepstack_merger_list",),
-    "llava_next": ("model.image_newline",),
-    "llava_onevision": ("model.image_newline",),
 }
 
 
@@ -124,8 +121,14 @@ def load_model(
     revision: str | None = None,
     attn_implementation: str | None = None,
     use_cpu: bool = False,
+    chat_template: str | None = None,
+    max_pixels: int | None = None,
+    min_pixels: int | None = None,
 ):
     """(model, processor) for a supported VLM; never runs remote code.
+
+    ``chat_template`` (a .jinja file or the template text) replaces the processor's; ``max_pixels``
+    / ``min_pixels`` set the Qwen-VL image processors' resolution bounds (see ``model.max_pixels``).
 
     Local folders and the HF cache work offline; a hub id is fetched only when the environment
     allows it (HF_HUB_OFFLINE unset).
@@ -149,12 +152,8 @@ def load_model(
         cls = transformers.Qwen2VLForConditionalGeneration
     elif fam == "qwen3_vl":
         cls = transformers.Qwen3VLForConditionalGeneration
-    elif fam == "llava":
-        cls = transformers.LlavaForConditionalGeneration
-    elif fam == "llava_next":
-        cls = transformers.LlavaNextForConditionalGeneration
     else:
-        cls = transformers.LlavaOnevisionForConditionalGeneration
+        cls = transformers.LlavaForConditionalGeneration
     load_kwargs = dict(kwargs, dtype=resolve_dtype(dtype, use_cpu))
     if attn_implementation:
         load_kwargs["attn_implementation"] = attn_implementation
@@ -163,7 +162,38 @@ def load_model(
     tok = getattr(processor, "tokenizer", processor)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
+    if chat_template:
+        set_chat_template(processor, chat_template)
+    if fam.startswith("qwen"):
+        set_resolution(processor, max_pixels=max_pixels, min_pixels=min_pixels)
     return model, processor
+
+
+def set_chat_template(processor: Any, template: str) -> None:
+    """Use ``template`` (a .jinja file path or the template text) for the processor and its tokenizer."""
+    path = Path(template)
+    if "{" not in template and path.suffix in (".jinja", ".j2", ".txt"):
+        if not path.is_file():
+            raise ConfigError(f"model.chat_template: file {template!r} does not exist")
+        template = path.read_text(encoding="utf-8")
+    processor.chat_template = template
+    tok = getattr(processor, "tokenizer", None)
+    if tok is not None:
+        tok.chat_template = template
+
+
+def set_resolution(processor: Any, *, max_pixels: int | None, min_pixels: int | None) -> tuple[int, int]:
+    """Bound a Qwen-VL image processor's pixels per image; returns the (min, max) in force."""
+    ip = processor.image_processor
+    size = ip.size
+    lo, hi = size.shortest_edge, size.longest_edge
+    if max_pixels is not None:
+        hi = max_pixels
+    lo = min_pixels if min_pixels is not None else min(lo, hi)
+    if lo > hi:
+        raise ConfigError(f"model.min_pixels ({lo}) is above model.max_pixels ({hi})")
+    ip.size = type(size)(shortest_edge=lo, longest_edge=hi)
+    return lo, hi
 
 
 def freeze_all_but(model: Any, module_names: list[str]) -> list[str]:

@@ -6,7 +6,7 @@ VALOR step k so stage visual's counter carries on from stage text. Intermediate 
 (``checkpoint-N`` every ``train.save_steps``) are TRL/transformers checkpoints and are what
 ``train.resume`` resumes from.
 
-* sft    — TRL SFTTrainer, assistant-only loss, LoRA on the language model (Eq. 2).
+* sft    — TRL SFTTrainer, prompt/completion rows with completion-only loss, LoRA on the LM (Eq. 2).
 * text   — ValorGRPOTrainer, rewards [R_text (Eq. 5), format], RankNorm, LoRA on the LM.
 * visual — ValorGRPOTrainer from stage text's merged model, only the projector trainable,
            rewards [R_text, format, raw similarity S], Eq. 7–9 in the trainer.
@@ -17,6 +17,7 @@ VALOR step k so stage visual's counter carries on from stage text. Intermediate 
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,8 +26,11 @@ from typing import Any
 
 from radeval.errors import ConfigError
 from trainers.config import StageConfig
+from trainers.precision import check_trainable_fp32
 
 STATE_FILE = "valor_state.json"
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -64,8 +68,44 @@ def resolve_step_offset(cfg: StageConfig) -> int:
     return 0
 
 
+def _model_ref(path_or_id: str, state_dir: Path) -> dict[str, Any]:
+    """How a state file records a model: absolute path + path relative to the state file, or a hub id."""
+    p = Path(path_or_id)
+    if p.is_dir():
+        absolute = p.resolve()
+        return {"path": str(absolute), "relative": os.path.relpath(absolute, state_dir.resolve())}
+    return {"hub_id": path_or_id}
+
+
+def _resolve_model_ref(ref: Any, state: Path, what: str) -> str:
+    """A recorded model: its absolute path, else the path relative to the state file, else a clear error."""
+    if isinstance(ref, str):  # older state files: a bare path as it was typed
+        ref = {"path": ref}
+    if not isinstance(ref, dict):
+        raise ConfigError(f"{state}: unreadable {what} record {ref!r}")
+    if "hub_id" in ref:
+        return str(ref["hub_id"])
+    tried = []
+    for key, base in (("path", None), ("relative", state.parent)):
+        if ref.get(key):
+            cand = Path(ref[key]) if base is None else base / ref[key]
+            tried.append(str(cand))
+            if cand.is_dir():
+                return str(cand)
+    raise ConfigError(
+        f"{state} records {what} at {tried or ref!r}, which no longer exists; set grpo.ref_model to the "
+        "reference model's folder (Algorithm 1: the SFT model), or grpo.ref_model=start"
+    )
+
+
 def resolve_ref_model(cfg: StageConfig) -> str:
-    """The reference policy's model folder for stage visual (see ``grpo.ref_model``)."""
+    """The reference policy's model folder for stage visual (see ``grpo.ref_model``).
+
+    "auto" reads the start checkpoint's ``valor_state.json``: after stage sft the start model is
+    θ_SFT; after stage text/grpo/visual the reference recorded there (stage text's θ_ref is its own
+    start model, the SFT model). A recorded folder that no longer resolves is an error, never a
+    silent switch to another model.
+    """
     start = _start_path(cfg)
     ref = cfg.grpo.ref_model
     if ref == "start":
@@ -76,17 +116,26 @@ def resolve_ref_model(cfg: StageConfig) -> str:
         return ref
     state = Path(start) / STATE_FILE
     if not state.is_file():
+        logger.warning(
+            "grpo.ref_model=auto: %s has no %s (not a stage output), so the start model is the reference policy",
+            start,
+            STATE_FILE,
+        )
         return start
     try:
         prev = json.loads(state.read_text())
     except ValueError:
         raise ConfigError(f"{state}: unreadable VALOR state") from None
+    if prev.get("stage") == "sft":
+        return start
+    if "ref_model" in prev:
+        return _resolve_model_ref(prev["ref_model"], state, "the reference policy")
     if prev.get("stage") in ("text", "grpo"):
-        # stage text's reference was its own start model (LoRA off): the SFT model
+        # state files written before ref_model was recorded: stage text's start model
         before = ((prev.get("config") or {}).get("model") or {}).get("init_from")
-        if before and Path(before).is_dir():
-            return str(before)
-    return start
+        if before:
+            return _resolve_model_ref(before, state, "stage text's start model (the reference policy)")
+    raise ConfigError(f"{state} (stage {prev.get('stage')!r}) does not record a reference policy; set grpo.ref_model")
 
 
 def resolve_resume(cfg: StageConfig) -> str | bool | None:
@@ -114,8 +163,18 @@ def _load(cfg: StageConfig):
         family=cfg.model.family,
         dtype=cfg.model.dtype,
         revision=None if cfg.model.init_from else cfg.model.revision,
+        **processor_settings(cfg),
+    )
+
+
+def processor_settings(cfg: StageConfig) -> dict[str, Any]:
+    """load_model's keyword arguments from the model section (dtype, attention, processor)."""
+    return dict(
         attn_implementation=cfg.model.attn_implementation,
         use_cpu=cfg.train.use_cpu,
+        chat_template=cfg.model.chat_template,
+        max_pixels=cfg.model.max_pixels,
+        min_pixels=cfg.model.min_pixels,
     )
 
 
@@ -136,10 +195,13 @@ def lora_config(cfg: StageConfig, model: Any):
 
 
 def _bf16(cfg: StageConfig, model: Any) -> bool:
+    """bf16 autocast: "auto" = on when the model was loaded in bf16 (the trained modules are fp32)."""
     import torch
 
+    from trainers.models import resolve_dtype
+
     if cfg.train.bf16 == "auto":
-        return model.dtype == torch.bfloat16
+        return resolve_dtype(cfg.model.dtype, cfg.train.use_cpu) == torch.bfloat16
     return bool(cfg.train.bf16)
 
 
@@ -237,12 +299,26 @@ def _save_merged(cfg: StageConfig, trainer: Any, final: Path) -> None:
         return
     model = trainer.accelerator.unwrap_model(trainer.model)
     if hasattr(model, "merge_and_unload"):
+        if trainer.accelerator.is_main_process:
+            # the trained LoRA tensors themselves, fp32, beside the merged model
+            model.save_pretrained(final / "adapter", safe_serialization=True)
+        _upcast_lora_bases(model)
         model = model.merge_and_unload()
     if trainer.accelerator.is_main_process:
+        # tensors keep their own dtype: the trained (fp32) modules stay fp32 on disk
         model.save_pretrained(final, safe_serialization=True)
 
 
-def _finish(cfg: StageConfig, trainer: Any, step_offset: int) -> StageResult:
+def _upcast_lora_bases(model: Any) -> None:
+    """Merge LoRA into fp32 copies of the targeted weights: a bf16 merge rounds a 1e-6 update away."""
+    from peft.tuners.lora import LoraLayer
+
+    for module in model.modules():
+        if isinstance(module, LoraLayer):
+            module.get_base_layer().float()
+
+
+def _finish(cfg: StageConfig, trainer: Any, step_offset: int, ref_model: str | None = None) -> StageResult:
     """Merge LoRA (if any), save the full model + processor + VALOR state to <output_dir>/final."""
     final = Path(cfg.train.output_dir) / "final"
     if trainer.accelerator.is_main_process:
@@ -259,6 +335,9 @@ def _finish(cfg: StageConfig, trainer: Any, step_offset: int) -> StageResult:
             "global_step": gstep,
             "step_offset": step_offset,
             "last_k": last_k,
+            # absolute + relative to this file, so a moved runs/ tree still resolves (or fails loudly)
+            "start_model": _model_ref(_start_path(cfg), final),
+            "ref_model": _model_ref(ref_model or _start_path(cfg), final),
             "config": cfg.to_dict(),
         }
         (final / STATE_FILE).write_text(json.dumps(state, indent=2, default=str), encoding="utf-8")
@@ -273,6 +352,11 @@ def _finish(cfg: StageConfig, trainer: Any, step_offset: int) -> StageResult:
         list(trainer.state.log_history),
         trainer,
     )
+
+
+def _dataset_file(cfg: StageConfig) -> Path:
+    """Where the stage's training rows are written (memory-mapped while training)."""
+    return Path(cfg.train.output_dir) / "dataset" / f"{cfg.stage}-{cfg.data.split}.arrow"
 
 
 def _seed(cfg: StageConfig) -> None:
@@ -352,18 +436,21 @@ def run_sft(cfg: StageConfig, *, callbacks: list | None = None) -> StageResult:
     step_offset = resolve_step_offset(cfg)
     args = SFTConfig(
         **common_args(cfg, model),
-        assistant_only_loss=True,
+        # prompt/completion rows + completion-only loss: the loss covers the report only, with any
+        # chat template (TRL's assistant_only_loss needs templates it knows: not LLaVA-1.5's)
+        completion_only_loss=True,
         max_length=cfg.train.max_length,
         packing=False,
     )
     trainer = SFTTrainer(
         model=model,
         args=args,
-        train_dataset=to_dataset(sft_rows(records, cfg.data.prompt)),
+        train_dataset=to_dataset(sft_rows(records, cfg.data.prompt), _dataset_file(cfg)),
         processing_class=processor,
         peft_config=lora_config(cfg, model),
         callbacks=[_metrics_callback(Path(cfg.train.output_dir) / "metrics.jsonl"), *(callbacks or [])],
     )
+    check_trainable_fp32(trainer.model)
     trainer.train(resume_from_checkpoint=resolve_resume(cfg))
     return _finish(cfg, trainer, step_offset)
 
@@ -380,7 +467,8 @@ def check_prompt_length(cfg: StageConfig, processor: Any, record: dict) -> None:
     if n > cfg.grpo.max_prompt_length:
         raise ConfigError(
             f"grpo.max_prompt_length: the prompt with its image takes {n} tokens (> {cfg.grpo.max_prompt_length}); "
-            "shorten data.prompt, lower the image resolution, or raise the limit"
+            "shorten data.prompt, lower the image resolution (model.max_pixels, Qwen-VL families), "
+            "or raise grpo.max_prompt_length"
         )
 
 
@@ -390,6 +478,7 @@ def build_grpo_trainer(cfg: StageConfig, *, visual: Callable | None = None, call
 
     from trainers.data import load_records
     from trainers.models import freeze_all_but, projector_parts
+    from trainers.precision import upcast_trainable
 
     records = load_records(cfg.data)
     _seed(cfg)
@@ -417,14 +506,24 @@ def build_grpo_trainer(cfg: StageConfig, *, visual: Callable | None = None, call
     )
     peft_config = None
     if cfg.stage == "visual":
-        freeze_all_but(model, projector_parts(model, cfg.model.family))
+        parts = projector_parts(model, cfg.model.family)
+        freeze_all_but(model, parts)
+        # the projector trains in fp32 whatever the load dtype (trainers/precision.py)
+        upcast_trainable(model, parts)
     else:
         peft_config = lora_config(cfg, model)
     # TRL builds the reference model from model.config._name_or_path (non-LoRA, beta > 0): point it
     # at θ_ref for the constructor only
-    ref_path = resolve_ref_model(cfg) if (cfg.stage == "visual" and g.beta != 0) else None
+    ref_path = None
+    if cfg.stage == "visual":
+        try:
+            ref_path = resolve_ref_model(cfg)
+        except ConfigError:
+            if g.beta != 0:
+                raise
+            # β = 0: no reference policy is used; nothing to record for the next stage
     original_name = model.config._name_or_path
-    if ref_path is not None:
+    if ref_path is not None and g.beta != 0:
         model.config._name_or_path = ref_path
     try:
         trainer = _make_grpo_trainer(
@@ -432,6 +531,7 @@ def build_grpo_trainer(cfg: StageConfig, *, visual: Callable | None = None, call
         )
     finally:
         model.config._name_or_path = original_name
+    check_trainable_fp32(trainer.model)
     trainer.valor_ref_model = ref_path or _start_path(cfg)
     return trainer, step_offset
 
@@ -445,7 +545,7 @@ def _make_grpo_trainer(cfg, model, processor, funcs, args, records, peft_config,
         model=model,
         reward_funcs=funcs,
         args=args,
-        train_dataset=to_dataset(grpo_rows(records, cfg.data.prompt)),
+        train_dataset=to_dataset(grpo_rows(records, cfg.data.prompt), _dataset_file(cfg)),
         processing_class=processor,
         peft_config=peft_config,
         callbacks=[_metrics_callback(Path(cfg.train.output_dir) / "metrics.jsonl"), *(callbacks or [])],
@@ -460,7 +560,7 @@ def _make_grpo_trainer(cfg, model, processor, funcs, args, records, peft_config,
 def run_grpo(cfg: StageConfig, *, visual: Callable | None = None, callbacks: list | None = None) -> StageResult:
     trainer, step_offset = build_grpo_trainer(cfg, visual=visual, callbacks=callbacks)
     trainer.train(resume_from_checkpoint=resolve_resume(cfg))
-    return _finish(cfg, trainer, step_offset)
+    return _finish(cfg, trainer, step_offset, trainer.valor_ref_model)
 
 
 def run_dpo(cfg: StageConfig, *, callbacks: list | None = None) -> StageResult:
@@ -481,7 +581,7 @@ def run_dpo(cfg: StageConfig, *, callbacks: list | None = None) -> StageResult:
     trainer = DPOTrainer(
         model=model,
         args=args,
-        train_dataset=to_dataset(dpo_rows(pairs, cfg.data.prompt)),
+        train_dataset=to_dataset(dpo_rows(pairs, cfg.data.prompt), _dataset_file(cfg)),
         processing_class=processor,
         peft_config=lora_config(cfg, model),
         callbacks=[_metrics_callback(Path(cfg.train.output_dir) / "metrics.jsonl"), *(callbacks or [])],

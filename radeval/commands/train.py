@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from radeval.errors import DependencyError
+from radeval.errors import ConfigError, DependencyError
 
 TRAIN_DEPS = ("torch", "transformers", "trl", "peft", "datasets", "accelerate", "PIL")
 INSTALL_HINT = "pip install 'radeval-toolkit[train]'"
@@ -47,15 +47,39 @@ def _preflight(stage: str, config: Path | None, overrides: list[str]) -> None:
 
 
 def train(
-    stage: Annotated[str, typer.Option("--stage", "-s", help="sft | text | visual | dpo | grpo")],
+    stage: Annotated[str | None, typer.Option("--stage", "-s", help="sft | text | visual | dpo | grpo")] = None,
     config: Annotated[Path | None, typer.Option("--config", "-c", help="Stage config (YAML or TOML).")] = None,
     overrides: Annotated[
         list[str] | None, typer.Argument(help="Overrides as section.key=value, e.g. train.learning_rate=1e-5")
     ] = None,
+    build_tiny: Annotated[
+        Path | None,
+        typer.Option(
+            "--build-tiny",
+            help="Build a tiny random model, toy data and sft/text/visual configs in this folder (offline "
+            "quickstart; shows the pipeline, trains nothing useful), then exit.",
+        ),
+    ] = None,
+    family: Annotated[
+        str, typer.Option("--family", help="With --build-tiny: qwen2_5_vl, qwen2_vl, qwen3_vl or llava.")
+    ] = "qwen2_5_vl",
 ) -> None:
     """Train one VALOR stage (or a baseline) from a config file plus key=value overrides."""
     _preflight(stage, config, overrides or [])
     api = _require_train_extra()
+    if build_tiny is not None:
+        from trainers.quickstart import build_quickstart
+        from trainers.tiny import BUILDERS
+
+        if family not in BUILDERS:
+            raise ConfigError(f"--family must be one of {sorted(BUILDERS)}, got {family!r}")
+        paths = build_quickstart(build_tiny, family=family)
+        typer.echo(f"tiny {family} model, toy data and configs written to {build_tiny}; next:")
+        for st in ("sft", "text", "visual"):
+            typer.echo(f"  radeval train --stage {st} -c {paths[st]}")
+        return
+    if stage is None:
+        raise ConfigError("--stage is required (sft, text, visual, dpo or grpo), or --build-tiny DIR")
     result = api.train(stage, config, overrides or [])
     typer.echo(
         f"stage {result.stage}: {result.global_step} optimizer steps, last k = {result.last_k}; "
