@@ -54,6 +54,12 @@ def check_unicode(value: str, name: str) -> str:
     return value
 
 
+def drop_non_text(value: str) -> str:
+    """``value`` without NULs and lone surrogates: for text a *model* wrote (a byte-level tokenizer
+    can decode to a NUL), which validation would otherwise reject as a broken file."""
+    return _NOT_UNICODE.sub("", value)
+
+
 @dataclass
 class Record:
     id: str

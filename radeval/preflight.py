@@ -76,8 +76,10 @@ def _radcliq(o: Mapping[str, Any]) -> list[Need]:
     out: list[Need] = []
     if o.get("radgraph") is None:
         out += _radgraph_archive(_opt(o, "radgraph_model") or "radgraph", _opt(o, "radgraph_path"), "radcliq")
-    if o.get("bertscore") is None:
-        out.append(Need("distilbert-base-uncased", "radcliq", _opt(o, "bertscore_path")))
+    if o.get("bertscore") is None and _opt(o, "bertscore_path") is None:
+        # an explicit bertscore_path may hold any BERT-family model (bert-score's model_type is a
+        # path): the metric loads and checks it itself; only the registry lookup is ours to do
+        out.append(Need("distilbert-base-uncased", "radcliq"))
     if o.get("chexbert") is None:
         out += _chexbert({"model_path": o.get("chexbert_path")}, "radcliq")
     return out

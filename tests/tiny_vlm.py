@@ -39,3 +39,23 @@ def tiny_records(n: int, seed: int = 0) -> list[dict[str, Any]]:
     from trainers.tiny import tiny_records as _records
 
     return _records(n, seed, reports=[ref for _pred, ref in report_pairs(n, seed=seed)])
+
+
+def build_tokenizer(dest: str | Path, *, vocab_size: int = 512, n_reports: int = 200, seed: int = 0):
+    """A Qwen2.5-VL-style fast tokenizer alone (``trainers.tiny``'s builder on the tests' corpus),
+    for tests that need text generation without a model (e.g. a fake completions server)."""
+    from trl.chat_template_utils import qwen2_5_vl_chat_template
+
+    from trainers.tiny import QWEN_SPECIAL
+    from trainers.tiny import build_tokenizer as _build
+
+    return _build(
+        Path(dest),
+        corpus(n_reports, seed),
+        special_tokens=QWEN_SPECIAL,
+        eos="<|im_end|>",
+        pad="<|endoftext|>",
+        chat_template=qwen2_5_vl_chat_template,
+        extra_special={"image_token": "<|image_pad|>", "video_token": "<|video_pad|>"},
+        vocab_size=vocab_size,
+    )

@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from radeval.data import drop_non_text
 from radeval.errors import ConfigError
 from trainers.config import StageConfig
 
@@ -86,6 +87,9 @@ def generate_predictions(
             ids = model.generate(**inputs, **gen_kwargs)
             completions = tok.batch_decode(ids[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
             for r, c in zip(batch, completions):
+                # a byte-level tokenizer can decode to NULs, which no report holds and `radeval score`
+                # rejects as a broken file: generated text is kept without them
+                c = drop_non_text(c)
                 row = {"id": r["id"], "prediction": extract_report(c), "reference": r["report"], "completion": c}
                 if isinstance(r["image"], (str, list)) and all(isinstance(i, str) for i in _images(r)):
                     row["image"] = r["image"]

@@ -65,9 +65,8 @@ def train(
     ] = "qwen2_5_vl",
 ) -> None:
     """Train one VALOR stage (or a baseline) from a config file plus key=value overrides."""
-    _preflight(stage, config, overrides or [])
-    api = _require_train_extra()
     if build_tiny is not None:
+        _require_train_extra()
         from trainers.quickstart import build_quickstart
         from trainers.tiny import BUILDERS
 
@@ -80,6 +79,8 @@ def train(
         return
     if stage is None:
         raise ConfigError("--stage is required (sft, text, visual, dpo or grpo), or --build-tiny DIR")
+    _preflight(stage, config, overrides or [])  # every missing reward model named before torch loads
+    api = _require_train_extra()
     result = api.train(stage, config, overrides or [])
     typer.echo(
         f"stage {result.stage}: {result.global_step} optimizer steps, last k = {result.last_k}; "
