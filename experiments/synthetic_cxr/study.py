@@ -311,9 +311,25 @@ def main(argv: list[str] | None = None) -> int:
     timings: dict[str, Any] = {}
 
     if args.report_only:
-        prev = json.loads((work / "run_state.json").read_text())
+        # a run cut short has no run_state.json: rescore the seeds that finished, and say so
+        state = work / "run_state.json"
+        prev = (
+            json.loads(state.read_text())
+            if state.is_file()
+            else {
+                "expert_info": {},
+                "expert_checks": {},
+                "timings": {"note": "run cut short; report-only"},
+                "argv": ["(report-only on a partial run)"],
+            }
+        )
         expert_info, expert_checks, timings = prev["expert_info"], prev["expert_checks"], prev["timings"]
-        seeds = [json.loads((work / "runs" / f"s{s}" / "seed.json").read_text()) for s in study["seeds"]]
+        seeds = []
+        for s in study["seeds"]:
+            f = work / "runs" / f"s{s}" / "seed.json"
+            seeds.append(
+                json.loads(f.read_text()) if f.is_file() else {"seed": s, "ok": False, "error": "did not finish"}
+            )
         from experiments.synthetic_cxr import study_report
 
         study_report.write_results(
