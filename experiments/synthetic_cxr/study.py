@@ -139,11 +139,20 @@ def train_sft(cases: Path, field_: str, seed: int, run: Path, base: Path, sft: d
         every=sft["every"],
         min_steps=sft["min_steps"],
         tol=sft["tol_points"],
+        nll_tol=sft.get("nll_tol_relative"),
     )
     t0, c0 = time.time(), _cpu_self()
     res = train("sft", CONFIGS / sft["config"], ov, callbacks=[cb])
     log = _log_entry("sft", res, t0, c0)
-    log.update(val_f1=cb.history, plateau_reached=cb.reached, plateau_span=cb.span)
+    log.update(
+        val_f1=cb.history,
+        val_nll=cb.nll,
+        plateau_reached=cb.reached,
+        f1_plateau_reached=cb.f1_reached,
+        plateau_span=cb.span,
+        nll_plateau_reached=cb.nll_reached,
+        nll_rel_span=cb.nll_span,
+    )
     return res.final_dir, log
 
 

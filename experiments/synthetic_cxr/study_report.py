@@ -272,8 +272,12 @@ def write_results(
         s["seed"]: {
             "steps": s["log"]["sft"]["steps"],
             "plateau_reached": s["log"]["sft"]["plateau_reached"],
+            "f1_plateau_reached": s["log"]["sft"].get("f1_plateau_reached"),
             "span_last_20pct": s["log"]["sft"]["plateau_span"],
+            "nll_plateau_reached": s["log"]["sft"].get("nll_plateau_reached"),
+            "nll_rel_span_last_20pct": s["log"]["sft"].get("nll_rel_span"),
             "val_f1": s["log"]["sft"]["val_f1"],
+            "val_nll": s["log"]["sft"].get("val_nll"),
         }
         for s in ok
     }
@@ -293,6 +297,7 @@ def write_results(
         "expert": {"training": _round(expert_info), "checks": _round(expert_checks)},
         "sft_plateau": sft_plateau,
         "preflight": preflight,
+        "preflight_pooled": preflight_pooled(preflight),
         "training_reward": {"definition": OWN_REWARD, "arms": training},
         "metrics": metrics,
         "seed_logs": {s["seed"]: s.get("log") for s in seeds},
@@ -458,8 +463,38 @@ def _num(v: Any, nd: int) -> str:
     return "–" if v is None else f"{v:.{nd}f}"
 
 
+def preflight_pooled(pre: dict) -> dict[str, Any]:
+    """Across seeds: zero-variance share and within-group Spearman (mean over seeds, seed bootstrap)."""
+    if not pre:
+        return {}
+    comps = next(iter(pre.values()))["components"]
+    out = {}
+    for k in comps:
+        zv = [p["components"][k]["zero_variance_share"] for p in pre.values()]
+        row = {"zero_variance_share": SS.seed_boot(zv)}
+        if k != "oracle":
+            sp = [p["components"][k].get("spearman_mean") for p in pre.values()]
+            row["spearman"] = SS.seed_boot([x for x in sp if x is not None])
+            row["can_teach"] = bool(row["spearman"]["ci"] and row["spearman"]["ci"][0] > 0)
+        out[k] = row
+    return out
+
+
 def preflight_table(res: dict) -> str:
     out = []
+    pooled = res.get("preflight_pooled") or {}
+    if pooled:
+        out.append(f"All {len(res['preflight'])} seeds (mean over seeds [95% bootstrap CI over seeds]):\n")
+        out.append("| component | zero-variance groups (%) | within-group Spearman with true F1 | can teach? |")
+        out.append("|---|---|---|---|")
+        for k, r in pooled.items():
+            zv = r["zero_variance_share"]
+            zcell = f"{100 * zv['mean']:.1f} [{100 * zv['ci'][0]:.1f}, {100 * zv['ci'][1]:.1f}]"
+            if k == "oracle":
+                out.append(f"| oracle (the target) | {zcell} | – | – |")
+            else:
+                out.append(f"| {k} | {zcell} | {_ci(r['spearman'], 3)} | {'yes' if r['can_teach'] else '**no**'} |")
+        out.append("")
     for seed, p in res["preflight"].items():
         out.append(
             f"Seed {seed}: {p['n_groups']} training images × G = {p['G']} samples from the SFT model; "
@@ -507,11 +542,28 @@ def summary_md(res: dict) -> str:
     sec.append("## 1. Pre-flight (SFT model, before any RL)\n")
     sec.append(preflight_table(res))
     sec.append("## 2. SFT plateau (validation micro-F1, greedy)\n")
-    sec.append("| seed | steps | plateau reached | span of val F1 over last 20% (points) | val F1 at the end |")
-    sec.append("|---|---|---|---|---|")
+    sec.append(
+        "Stopping rule: greedy val F1 spans < 1 point over the last 20% of steps (the issue's rule) or val "
+        "loss spans < 1% (relative) over them (`plateau.py` says why); both are reported.\n"
+    )
+    sec.append(
+        "| seed | steps | stopped on | val F1 span, last 20% (points) | val F1 at the end "
+        "| val loss rel. span, last 20% | val loss start → end |"
+    )
+    sec.append("|---|---|---|---|---|---|---|")
     for s, d in res["sft_plateau"].items():
         last = d["val_f1"][-1][1] if d["val_f1"] else None
-        sec.append(f"| {s} | {d['steps']} | {d['plateau_reached']} | {d['span_last_20pct']} | {last} |")
+        how = (
+            "F1 plateau"
+            if d.get("f1_plateau_reached")
+            else ("loss plateau" if d.get("nll_plateau_reached") else "cap (no plateau)")
+        )
+        nll = d.get("val_nll") or []
+        nll_cell = f"{nll[0][1]:.3f} → {nll[-1][1]:.3f}" if nll else "–"
+        sec.append(
+            f"| {s} | {d['steps']} | {how} | {d['span_last_20pct']} | {last} | "
+            f"{d.get('nll_rel_span_last_20pct')} | {nll_cell} |"
+        )
     sec.append("")
     sec.append("## 3. Training reward of every arm (logged every step)\n")
     sec.append(training_table(res))
