@@ -211,7 +211,7 @@ def _train_oracle(cfg, cases: Path):
     trainer.reward_funcs[0] = OracleF1Reward(cases)
     trainer.reward_func_names[0] = "oracle_f1"
     trainer.train(resume_from_checkpoint=resolve_resume(cfg))
-    return _finish(cfg, trainer, step_offset)
+    return _finish(cfg, trainer, step_offset, trainer.valor_ref_model)
 
 
 def predict(ck: dict[str, Path], cases: Path, seed: int, run: Path, n_test: int, sft_config: str) -> dict[str, str]:
