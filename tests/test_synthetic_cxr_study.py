@@ -29,9 +29,7 @@ def test_oracle_f1_is_one_on_complete_reports_and_penalises_omissions(tmp_path):
 
     # the TRL reward reads ids; unknown ids are unscored (None), tags are stripped
     path = tmp_path / "cases.jsonl"
-    path.write_text(
-        "\n".join(json.dumps({"id": c.id, "findings": sorted(c.findings)}) for c in cases[:3]) + "\n"
-    )
+    path.write_text("\n".join(json.dumps({"id": c.id, "findings": sorted(c.findings)}) for c in cases[:3]) + "\n")
     r = oracle.OracleF1Reward(path)
     comps = [f"<report>{cases[0].report}</report>", "<report>No acute abnormality.</report>", "x"]
     out = r(None, comps, id=[cases[0].id, cases[1].id, "nope"])
@@ -53,7 +51,9 @@ def test_hierarchical_bootstrap_is_paired_and_in_range():
     b = [x.copy() for x in a]
     for x in b:
         x[:, 0] += 1  # one more TP per image in every seed: b is better everywhere
-    res = SS.hier_boot({"a": a, "b": b, "a2": [x.copy() for x in a]}, SS.micro_f1_rows, [("b", "a"), ("a2", "a")], B=300)
+    res = SS.hier_boot(
+        {"a": a, "b": b, "a2": [x.copy() for x in a]}, SS.micro_f1_rows, [("b", "a"), ("a2", "a")], B=300
+    )
     for s in res["systems"].values():
         assert 0.0 <= s["ci"][0] <= s["value"] <= s["ci"][1] <= 100.0
     assert res["differences"]["a2 - a"]["ci"] == [0.0, 0.0]  # identical systems: the pairing cancels
