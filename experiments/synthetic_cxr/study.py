@@ -318,6 +318,11 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     t_start, c_start = time.time(), _cpu_all()
     timings: dict[str, Any] = {}
+    argv_used = sys.argv if argv is None else ["python", "-m", "experiments.synthetic_cxr.study", *argv]
+    from experiments.synthetic_cxr import study_report
+
+    # provenance at the start: the commit and config files the run actually used
+    prov = study_report.provenance(cfg_path, study, argv_used)
 
     if args.report_only:
         # a run cut short has no run_state.json: rescore the seeds that finished, and say so
@@ -354,6 +359,7 @@ def main(argv: list[str] | None = None) -> int:
             extras=prev.get("extras", {}),
             t_start=time.time(),
             c_start=_cpu_all(),
+            prov=prev.get("provenance"),
         )
         return 0
     t = time.time()
@@ -380,11 +386,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.attention or args.box_task:
         extras = run_extras(work, study, seeds, cases, args)
 
-    from experiments.synthetic_cxr import study_report
-
     timings["total_wall_s_before_report"] = round(time.time() - t_start, 1)
     timings["total_cpu_s_before_report"] = round(_cpu_all() - c_start, 1)
-    argv_used = sys.argv if argv is None else ["python", "-m", "experiments.synthetic_cxr.study", *argv]
     # what --report-only needs to rescore this work folder without training again
     (work / "run_state.json").write_text(
         json.dumps(
@@ -394,6 +397,7 @@ def main(argv: list[str] | None = None) -> int:
                 "timings": timings,
                 "argv": argv_used,
                 "extras": extras,
+                "provenance": prov,
             },
             indent=1,
             default=str,
@@ -410,6 +414,7 @@ def main(argv: list[str] | None = None) -> int:
         expert_checks=expert_checks,
         timings=timings,
         argv=argv_used,
+        prov=prov,
         extras=extras,
         t_start=t_start,
         c_start=c_start,

@@ -219,12 +219,13 @@ def write_results(
     extras: dict,
     t_start: float,
     c_start: float,
+    prov: dict[str, Any] | None = None,
 ) -> Path:
     from experiments.synthetic_cxr.study import _cpu_all
 
     out = Path(out)
     (out / "plots").mkdir(parents=True, exist_ok=True)
-    prov = provenance(cfg_path, study, argv)
+    prov = prov or provenance(cfg_path, study, argv)
     ok = [s for s in seeds if s.get("ok")]
     truth = oracle.load_truth(work / "data" / "cases.jsonl")
     expert_dir = work / "expert"
