@@ -318,7 +318,8 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     t_start, c_start = time.time(), _cpu_all()
     timings: dict[str, Any] = {}
-    argv_used = sys.argv if argv is None else ["python", "-m", "experiments.synthetic_cxr.study", *argv]
+    # the command as typed (python -m puts the module's file path in sys.argv[0])
+    argv_used = ["python", "-m", "experiments.synthetic_cxr.study", *(sys.argv[1:] if argv is None else argv)]
     from experiments.synthetic_cxr import study_report
 
     # provenance at the start: the commit and config files the run actually used
@@ -432,11 +433,12 @@ def run_extras(work: Path, study: dict, seeds: list[dict], cases: Path, args) ->
         from experiments.synthetic_cxr import attention
 
         cks = {k: str(work / Path(v).parent.parent / k / "final") for k, v in first["predictions"].items()}
-        out["attention"] = attention.analyse(cks, cases, work / "plots", study["regime"], n=200)
+        out["attention"] = attention.analyse(cks, cases, work / "plots", study["regime"], n=8 if args.smoke else 200)
     if args.box_task:
         from experiments.synthetic_cxr.grounding_task import run_box_task
 
-        out["box_task"] = run_box_task(work, first["seed"], 150, 20, 200)
+        # (SFT steps, GRPO steps, eval images): issue 8's sizes, tiny under --smoke
+        out["box_task"] = run_box_task(work, first["seed"], *((3, 2, 8) if args.smoke else (150, 20, 200)))
     return out
 
 
