@@ -1,0 +1,71 @@
+"""Do two study runs agree? Compares every per-seed number of the seeds both ran.
+
+    python -m experiments.synthetic_cxr.compare_runs results/results.json /tmp/rerun/results.json
+
+Checks, per common seed: SFT steps and validation history, the pre-flight summary, each arm's
+training-reward curve summary (per-seed start/end/rise) and every per-seed metric value, at the
+precision ``results.json`` prints (4 decimals). A rerun of a subset of seeds (``--seeds 0``)
+can therefore be checked against the full run: seeds are independent processes.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def per_seed_numbers(res: dict[str, Any]) -> dict[int, dict[str, Any]]:
+    seeds = res["seeds_ok"]
+    out: dict[int, dict[str, Any]] = {s: {} for s in seeds}
+    timing = {"wall_s", "cpu_s"}  # machine-dependent, not results
+    for s in seeds:
+        out[s]["sft"] = res["sft_plateau"].get(str(s))
+        pf = res["preflight"].get(str(s))
+        out[s]["preflight"] = {k: v for k, v in pf.items() if k not in timing} if pf else pf
+    for arm, t in res["training_reward"]["arms"].items():
+        for key in ("start", "end", "rise"):
+            for s, v in zip(seeds, t[key].get("per_seed") or []):
+                out[s][f"train:{arm}:{key}"] = v
+    for metric, m in res["metrics"].items():
+        if metric == "per_finding_f1":
+            continue
+        for name, d in {**m["systems"], **m["differences"]}.items():
+            for s, v in zip(seeds, d["per_seed"]):
+                out[s][f"{metric}:{name}"] = round(v, 4) if isinstance(v, float) else v
+    return out
+
+
+def compare(a: dict, b: dict) -> list[str]:
+    pa, pb = per_seed_numbers(a), per_seed_numbers(b)
+    diffs = []
+    common = sorted(set(pa) & set(pb))
+    for s in common:
+        for k in sorted(set(pa[s]) | set(pb[s])):
+            if pa[s].get(k) != pb[s].get(k):
+                diffs.append(f"seed {s} {k}: {pa[s].get(k)!r} != {pb[s].get(k)!r}")
+    if not common:
+        diffs.append("no seed in common")
+    return diffs
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = argv if argv is not None else sys.argv[1:]
+    if len(args) != 2:
+        print(__doc__)
+        return 2
+    a, b = (json.loads(Path(p).read_text(encoding="utf-8")) for p in args)
+    diffs = compare(a, b)
+    common = sorted(set(a["seeds_ok"]) & set(b["seeds_ok"]))
+    if diffs:
+        print(f"{len(diffs)} differences (seeds compared: {common}):")
+        print("\n".join(diffs[:50]))
+        return 1
+    n = sum(len(v) for s, v in per_seed_numbers(a).items() if s in common)
+    print(f"identical: {n} per-seed numbers over seeds {common}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,94 @@
+"""Issue 14's study (experiments/synthetic_cxr/study.py): oracle target, plateau rule, intervals, smoke run."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from experiments.synthetic_cxr import generator as G  # noqa: E402
+from experiments.synthetic_cxr import oracle  # noqa: E402
+from experiments.synthetic_cxr import study_stats as SS  # noqa: E402
+from experiments.synthetic_cxr.plateau import plateau_reached  # noqa: E402
+
+
+def test_oracle_f1_is_one_on_complete_reports_and_penalises_omissions(tmp_path):
+    cases = G.make_cases(120, seed=21)
+    true = oracle.truth_matrix([c.findings for c in cases])
+    full = oracle.f1_per_report(oracle.label_matrix([c.report for c in cases]), true)
+    assert np.all(full == 1.0)
+    under = oracle.f1_per_report(oracle.label_matrix([c.report_under for c in cases]), true)
+    omitted = np.array([set(c.reported) != set(c.findings) for c in cases])
+    assert omitted.any() and np.all(under[omitted] < 1.0) and np.all(under[~omitted] == 1.0)
+    # micro-F1 pools counts: the complete reports score 100, under-reported ones less
+    assert oracle.micro_f1(oracle.counts(oracle.label_matrix([c.report for c in cases]), true)) == 1.0
+
+    # the TRL reward reads ids; unknown ids are unscored (None), tags are stripped
+    path = tmp_path / "cases.jsonl"
+    path.write_text("\n".join(json.dumps({"id": c.id, "findings": sorted(c.findings)}) for c in cases[:3]) + "\n")
+    r = oracle.OracleF1Reward(path)
+    comps = [f"<report>{cases[0].report}</report>", "<report>No acute abnormality.</report>", "x"]
+    out = r(None, comps, id=[cases[0].id, cases[1].id, "nope"])
+    assert out[0] == 1.0 and out[2] is None
+    assert out[1] == (1.0 if not cases[1].findings else 0.0)
+
+
+def test_plateau_rule_needs_three_points_in_last_fifth():
+    assert plateau_reached([(0, 0.0), (100, 10.0)]) == (False, pytest.approx(float("nan"), nan_ok=True))
+    ok, span = plateau_reached([(0, 0.0), (160, 30.0), (180, 30.4), (200, 30.9)])
+    assert ok and span == pytest.approx(0.9)
+    ok, span = plateau_reached([(0, 0.0), (160, 30.0), (180, 31.5), (200, 30.9)])
+    assert not ok and span == pytest.approx(1.5)
+
+
+def test_hierarchical_bootstrap_is_paired_and_in_range():
+    rng = np.random.default_rng(0)
+    a = [np.stack([rng.integers(0, 3, 50), rng.integers(0, 2, 50), rng.integers(0, 2, 50)], 1) for _ in range(5)]
+    b = [x.copy() for x in a]
+    for x in b:
+        x[:, 0] += 1  # one more TP per image in every seed: b is better everywhere
+    res = SS.hier_boot(
+        {"a": a, "b": b, "a2": [x.copy() for x in a]}, SS.micro_f1_rows, [("b", "a"), ("a2", "a")], B=300
+    )
+    for s in res["systems"].values():
+        assert 0.0 <= s["ci"][0] <= s["value"] <= s["ci"][1] <= 100.0
+    assert res["differences"]["a2 - a"]["ci"] == [0.0, 0.0]  # identical systems: the pairing cancels
+    assert res["differences"]["b - a"]["ci"][0] > 0 and res["differences"]["b - a"]["seeds_positive"] == 5
+
+
+def test_rise_and_seed_bootstrap():
+    assert SS.rise([0, 0, 0, 0, 0, 1, 1, 1, 1, 1]) == pytest.approx(1.0)
+    assert SS.rise(list(range(10))) == pytest.approx(8.5 - 0.5)
+    r = SS.seed_boot([0.1, 0.2, 0.15, 0.12, 0.18])
+    assert r["ci"][0] > 0 and r["n"] == 5
+    assert SS.seed_boot([])["mean"] is None
+
+
+@pytest.mark.slow
+def test_study_smoke_end_to_end(tmp_path):
+    """The committed command at smoke sizes (CI): every stage runs, results/ gets its files."""
+    pytest.importorskip("trl")
+    pytest.importorskip("open_clip")
+    from experiments.synthetic_cxr import study
+
+    out = tmp_path / "results"
+    rc = study.main(["--smoke", "--out", str(out), "--work", str(tmp_path / "work")])
+    assert rc == 0
+    res = json.loads((out / "results.json").read_text())
+    assert res["seeds_ok"] == [0, 1]
+    assert set(res["training_reward"]["arms"]) == {"oracle", "text", "visual", "visual_l0", "grpo"}
+    for arm, t in res["training_reward"]["arms"].items():
+        assert t["steps"] == 2, arm  # logged every step
+    assert set(res["metrics"]["micro_f1_5"]["systems"]) == {"sft", "oracle", "text", "visual", "visual_l0", "grpo"}
+    assert "oracle - sft" in res["metrics"]["micro_f1_5"]["differences"]
+    pf = res["preflight"]["0"]["components"]
+    assert set(pf) == {"R_ver", "R_clin", "R_text", "format", "S", "oracle"}
+    prov = res["provenance"]
+    assert prov["git_commit"] and prov["config_sha256"] and prov["packages"]["torch"]
+    assert (out / "SUMMARY.md").is_file() and (out / "curves.csv").is_file() and (out / "per_image.csv").is_file()
+    # the plateau log exists for every seed, with the step-0 evaluation
+    assert all(v["val_f1"][0][0] == 0 for v in res["sft_plateau"].values())
