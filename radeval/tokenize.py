@@ -25,8 +25,8 @@ implementation does (pycocoevalcap's BLEU splits on whitespace, its ROUGE-L on s
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 from collections.abc import Sequence
+from functools import lru_cache
 
 from radeval.errors import ConfigError
 
