@@ -163,6 +163,9 @@ def main() -> int:
     print("\n| stage | where | elements | changed share | dtype |\n|---|---|---:|---:|---|")
     for stage, what, share, n, dt in rows:
         print(f"| {stage} | {what} | {n} | {share:.2%} | {', '.join(dt)} |")
+    import shutil
+
+    shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 

@@ -117,6 +117,17 @@ REAL = {
 }
 
 
+def ids_similarity(prompts=None, completions=(), completion_ids=None, **kwargs) -> list[float]:
+    """Stage visual's S_i for the dry run: a hash of the completion's token ids.
+
+    A random model with the real vocabulary samples mostly ids the tiny tokenizer cannot decode,
+    so every completion's text (and any text-based similarity) is equal and RankNorm gives 0:
+    nothing would train. Distinct id sequences get distinct S_i, so r_vis (Eq. 7) separates them.
+    """
+    ids = completion_ids or [[] for _ in completions]
+    return [(sum((i + 1) * (t + 7) for i, t in enumerate(seq)) % 9973) / 9973 for seq in ids]
+
+
 def build(family: str, dest: Path) -> int:
     """Tiny tokenizer/processor + the real-width 2+2-layer model in ``dest``; returns the parameter count."""
     import torch
@@ -197,6 +208,11 @@ def _child(family: str, stage: str, model: str, data: str, out: str, init_from: 
         "train.per_device_batch_size=1",
         "model.max_pixels=200704",
         "model.min_pixels=200704",
+        # SFT: the image's tokens (LLaVA-336: 576) + prompt + report must fit untruncated
+        "train.max_length=1024",
+        # the stage configs' LoRA (rank 16, alpha 32), not the tiny tests' rank 4
+        "lora.r=16",
+        "lora.alpha=32",
     ]
     if stage != "sft":
         overrides += [
@@ -206,6 +222,8 @@ def _child(family: str, stage: str, model: str, data: str, out: str, init_from: 
             "grpo.beta=0.0",
             "train.per_device_batch_size=2",
         ]
+    if stage == "visual":
+        overrides.append("rewards.visual_reward=benchmarks.bench_trainer_real_size:ids_similarity")
     if init_from != "-":
         overrides.append(f"model.init_from={init_from}")
     res = train(stage, cfg_dir / f"{stage}.yaml", overrides, callbacks=[Probe()])
@@ -230,29 +248,48 @@ def _child(family: str, stage: str, model: str, data: str, out: str, init_from: 
 
 
 def _bf16_check(family: str, model_dir: str) -> dict:
+    """bf16 load; stage visual's and stage text's trainable sets and dtypes; fwd + bwd on 16 tokens."""
     import torch
+    from peft import LoraConfig, get_peft_model
 
-    from trainers.models import freeze_all_but, load_model, projector_parts
+    from trainers.config import LM_PROJECTIONS
+    from trainers.models import freeze_all_but, load_model, lora_target_regex, projector_parts
     from trainers.precision import upcast_trainable
 
     t = time.perf_counter()
     model, processor = load_model(model_dir, dtype="bfloat16", use_cpu=True)
+    load_s = time.perf_counter() - t
     parts = projector_parts(model)
     freeze_all_but(model, parts)
     upcast_trainable(model, parts)
-    trainable = {p.dtype for p in model.parameters() if p.requires_grad}
-    frozen = {p.dtype for p in model.parameters() if not p.requires_grad}
+    visual = {
+        "trainable_n": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        "trainable_dtypes": sorted({str(p.dtype) for p in model.parameters() if p.requires_grad}),
+        "frozen_dtypes": sorted({str(p.dtype) for p in model.parameters() if not p.requires_grad}),
+    }
+    for p in model.parameters():
+        p.requires_grad = False
+    lora = LoraConfig(
+        r=16, lora_alpha=32, target_modules=lora_target_regex(model, LM_PROJECTIONS), task_type="CAUSAL_LM"
+    )
+    model = get_peft_model(model, lora)
+    trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
     tok = getattr(processor, "tokenizer", processor)
     ids = tok("FINDINGS: The lungs are clear. IMPRESSION: Normal.", return_tensors="pt")["input_ids"][:, :16]
-    out = model(input_ids=ids, labels=ids)
+    t = time.perf_counter()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(input_ids=ids, labels=ids)
     out.loss.backward()
-    # text-only input: the projector gets no gradient; the LM's frozen bf16 path ran fwd + bwd
     return {
-        "load_fwd_bwd_s": time.perf_counter() - t,
-        "trainable_dtypes": sorted(map(str, trainable)),
-        "frozen_dtypes": sorted(map(str, frozen)),
-        "loss_finite": bool(torch.isfinite(out.loss)),
+        "load_s": load_s,
+        "fwd_bwd_s": time.perf_counter() - t,
         "tokens": int(ids.shape[1]),
+        "visual": visual,
+        "text_trainable_n": sum(p.numel() for p in trainable.values()),
+        "text_trainable_dtypes": sorted({str(p.dtype) for p in trainable.values()}),
+        "text_all_lora_on_lm": all("lora_" in n and ".language_model." in n for n in trainable),
+        "loss_finite": bool(torch.isfinite(out.loss)),
+        "grads_finite": all(p.grad is not None and bool(torch.isfinite(p.grad).all()) for p in trainable.values()),
     }
 
 

@@ -35,4 +35,4 @@ def test_real_size_dry_run(family, mode):
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=3600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     if mode == "bf16":
-        assert '"trainable_dtypes": ["torch.float32"]' in proc.stdout and '"loss_finite": true' in proc.stdout
+        assert '"trainable_dtypes": ["torch.float32"]' in proc.stdout and '"grads_finite": true' in proc.stdout

@@ -5,8 +5,8 @@ Every loader yields plain records ``{"id", "image", "report"}`` (image: a path r
 report or an image file that does not exist is an :class:`InputError` naming the record, before
 any model loads. The stage formatters then build TRL's dataset shapes:
 
-* SFT: ``{"images": [img], "messages": [user(image, prompt), assistant("<report>…</report>")]}``,
-  conversational so TRL's assistant-only loss can mask the prompt;
+* SFT: ``{"images": [img], "prompt": [user(image, prompt)], "completion": [assistant("<report>…</report>")]}``,
+  conversational prompt/completion so TRL's completion-only loss masks the prompt (any template);
 * GRPO: ``{"prompt": [user(image, prompt)], "image": img, "ground_truth": report, "id"}``; the
   reward functions read ``ground_truth`` and ``image`` (TRL repeats columns per completion);
 * DPO: ``{"images": [img], "prompt": [...], "chosen": [assistant], "rejected": [assistant]}``.

@@ -6,7 +6,7 @@ VALOR step k so stage visual's counter carries on from stage text. Intermediate 
 (``checkpoint-N`` every ``train.save_steps``) are TRL/transformers checkpoints and are what
 ``train.resume`` resumes from.
 
-* sft    — TRL SFTTrainer, assistant-only loss, LoRA on the language model (Eq. 2).
+* sft    — TRL SFTTrainer, prompt/completion rows with completion-only loss, LoRA on the LM (Eq. 2).
 * text   — ValorGRPOTrainer, rewards [R_text (Eq. 5), format], RankNorm, LoRA on the LM.
 * visual — ValorGRPOTrainer from stage text's merged model, only the projector trainable,
            rewards [R_text, format, raw similarity S], Eq. 7–9 in the trainer.

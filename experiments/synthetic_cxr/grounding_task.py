@@ -128,7 +128,7 @@ def run_box_task(root: Path, seed: int, sft_steps: int, rl_steps: int, n_eval: i
     )
     records = load_records(cfg.data)
     by_id = {json.loads(x)["id"]: json.loads(x)["boxes"] for x in box_path.read_text().splitlines()}
-    rows = grpo_rows(records, cfg.data.prompt)
+    rows = list(grpo_rows(records, cfg.data.prompt))
     for r in rows:
         r["boxes"] = by_id[r["id"]]
     model, processor = load_model(str(sft.final_dir), dtype="float32", use_cpu=True)
