@@ -15,7 +15,7 @@ import pytest
 from radeval.data import read_records
 from radeval.errors import InputError
 from radeval.evaluation import evaluate
-from radeval.runner import STATE_DIR, score_file
+from radeval.runner import STATE_DIR, OutputComplete, score_file
 
 ROOT = Path(__file__).resolve().parent.parent
 METRICS = ["bleu", "rouge_l"]
@@ -90,7 +90,7 @@ def test_kill9_then_resume_is_byte_identical(tmp_path, data, kill_points):
 
 def test_kill9_at_random_times(tmp_path, data):
     src, expected = data
-    big = make_input(tmp_path / "big.jsonl", n=3000)
+    big = make_input(tmp_path / "big.jsonl", n=10000)  # long enough that the kills land mid-run
     ref_dir = tmp_path / "ref"
     score_file(big, METRICS, ref_dir, bootstrap=50, chunk_size=16)
     out = tmp_path / "out"
@@ -103,7 +103,10 @@ def test_kill9_at_random_times(tmp_path, data):
         time.sleep(delay)
         p.send_signal(signal.SIGKILL)
         p.wait()
-    score_file(big, METRICS, out, bootstrap=50, chunk_size=16, resume=True)
+    try:
+        score_file(big, METRICS, out, bootstrap=50, chunk_size=16, resume=True)
+    except OutputComplete:
+        pass  # on an idle machine a run can finish before its kill: its files are checked all the same
     assert outputs(out) == outputs(ref_dir)
 
 
