@@ -46,16 +46,6 @@ def build_tokenizer(dest: str | Path, *, vocab_size: int = 512, n_reports: int =
     for tests that need text generation without a model (e.g. a fake completions server)."""
     from trl.chat_template_utils import qwen2_5_vl_chat_template
 
-    from trainers.tiny import QWEN_SPECIAL
-    from trainers.tiny import build_tokenizer as _build
+    from trainers.tiny import build_qwen_tokenizer
 
-    return _build(
-        Path(dest),
-        corpus(n_reports, seed),
-        special_tokens=QWEN_SPECIAL,
-        eos="<|im_end|>",
-        pad="<|endoftext|>",
-        chat_template=qwen2_5_vl_chat_template,
-        extra_special={"image_token": "<|image_pad|>", "video_token": "<|video_pad|>"},
-        vocab_size=vocab_size,
-    )
+    return build_qwen_tokenizer(Path(dest), corpus(n_reports, seed), qwen2_5_vl_chat_template, vocab_size=vocab_size)

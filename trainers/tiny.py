@@ -129,6 +129,20 @@ def build_tokenizer(
     return fast
 
 
+def build_qwen_tokenizer(dest: Path, texts: Sequence[str], chat_template: str, *, vocab_size: int = 512):
+    """A Qwen-VL-style tokenizer (Qwen's special tokens, ``<|im_end|>`` ends turns) on ``texts``."""
+    return build_tokenizer(
+        dest,
+        texts,
+        special_tokens=QWEN_SPECIAL,
+        eos="<|im_end|>",
+        pad="<|endoftext|>",
+        chat_template=chat_template,
+        extra_special={"image_token": "<|image_pad|>", "video_token": "<|video_pad|>"},
+        vocab_size=vocab_size,
+    )
+
+
 def _mrope(head_dim: int) -> list[int]:
     """mrope splits head_dim/2 rotary frequencies over (time, height, width)."""
     half = head_dim // 2
@@ -176,15 +190,7 @@ def build_tiny_qwen25vl(
 
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
-    tokenizer = build_tokenizer(
-        dest,
-        texts or _default_texts(seed),
-        special_tokens=QWEN_SPECIAL,
-        eos="<|im_end|>",
-        pad="<|endoftext|>",
-        chat_template=qwen2_5_vl_chat_template,
-        extra_special={"image_token": "<|image_pad|>", "video_token": "<|video_pad|>"},
-    )
+    tokenizer = build_qwen_tokenizer(dest, texts or _default_texts(seed), qwen2_5_vl_chat_template)
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in QWEN_SPECIAL}
     pixels = image_side * image_side
     proc_kw: dict[str, Any] = dict(min_pixels=pixels, max_pixels=pixels, patch_size=patch)
@@ -274,15 +280,7 @@ def build_tiny_qwen3vl(
 
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
-    tokenizer = build_tokenizer(
-        dest,
-        texts or _default_texts(seed),
-        special_tokens=QWEN_SPECIAL,
-        eos="<|im_end|>",
-        pad="<|endoftext|>",
-        chat_template=qwen3_vl_chat_template,
-        extra_special={"image_token": "<|image_pad|>", "video_token": "<|video_pad|>"},
-    )
+    tokenizer = build_qwen_tokenizer(dest, texts or _default_texts(seed), qwen3_vl_chat_template)
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in QWEN_SPECIAL}
     pixels = image_side * image_side
     processor = transformers.Qwen3VLProcessor(
