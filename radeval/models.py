@@ -687,6 +687,8 @@ def read_record(name: str) -> dict[str, Any] | None:
 
 
 def _write_record(name: str, record: dict[str, Any]) -> Path:
+    """Record a download (what, from where, file hashes) with its name and time."""
+    record = {**record, "name": name, "downloaded_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
     d = _records_dir()
     d.mkdir(parents=True, exist_ok=True)
     f = d / f"{name}.json"
@@ -880,13 +882,11 @@ def download(name: str) -> Path:
     _write_record(
         name,
         {
-            "name": name,
             "repo_id": spec.repo_id,
             "revision": spec.revision,
             "commit": commit,
             "path": str(target),
             "sha256": hashes,
-            "downloaded_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         },
     )
     for dep in spec.requires:  # e.g. BiomedCLIP's text-tower config and vocabulary
@@ -942,13 +942,11 @@ def _download_git_files(spec: ModelSpec) -> Path:
     _write_record(
         spec.name,
         {
-            "name": spec.name,
             "repo_id": repo,
             "revision": commit,
             "commit": commit,
             "path": str(target),
             "sha256": {k: hashlib.sha256(v).hexdigest() for k, v in blobs.items()},
-            "downloaded_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         },
     )
     return target
@@ -980,11 +978,9 @@ def _download_stanza(spec: ModelSpec) -> Path:
     _write_record(
         spec.name,
         {
-            "name": spec.name,
             "stanza": stanza.__version__,
             "path": str(target),
             "sha256": {_rel(f, target): sha256_file(f) for f in present_files(spec, target)},
-            "downloaded_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         },
     )
     return target
@@ -1015,11 +1011,9 @@ def _download_nltk(spec: ModelSpec) -> Path:
     _write_record(
         spec.name,
         {
-            "name": spec.name,
             "nltk_package": spec.nltk_package,
             "path": str(target),
             "sha256": {_rel(f, target): sha256_file(f) for f in present_files(spec, target)},
-            "downloaded_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         },
     )
     return target
