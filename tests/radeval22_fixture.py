@@ -34,10 +34,11 @@ encoders' do, so token cosines are mostly positive.
 Regenerate the parity data (run from the repo root; the peer venv must not see this repo's
 ``radeval`` package, so never put the repo root on its PYTHONPATH)::
 
-    .venv/bin/python tests/radeval22_fixture.py build /tmp/r22
-    HF_HUB_CACHE=/tmp/r22/hub HF_HUB_OFFLINE=1 NLTK_DATA=/tmp/r22/nltk_data \\
+    # WORK: any scratch folder, e.g. WORK=$(mktemp -d)
+    .venv/bin/python tests/radeval22_fixture.py build "$WORK"
+    HF_HUB_CACHE="$WORK"/hub HF_HUB_OFFLINE=1 NLTK_DATA="$WORK"/nltk_data \\
         STANZA_RESOURCES_DIR=$PWD/tests/data/radeval22_parity/stanza_resources \\
-        ~/.cache/radeval-peers/radeval22/bin/python tests/radeval22_fixture.py parity /tmp/r22 \\
+        ~/.cache/radeval-peers/radeval22/bin/python tests/radeval22_fixture.py parity "$WORK" \\
         --out tests/data/radeval22_parity/radeval22.json
 
 The stanza pipeline of the temporal F1 (``tests/data/radeval22_parity/stanza_resources``) is

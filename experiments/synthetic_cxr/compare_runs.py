@@ -1,6 +1,6 @@
 """Do two study runs agree? Compares every per-seed number of the seeds both ran.
 
-    python -m experiments.synthetic_cxr.compare_runs results/results.json /tmp/rerun/results.json
+    python -m experiments.synthetic_cxr.compare_runs results/results.json RERUN_OUT/results.json
 
 Checks, per common seed: SFT steps and validation history, the pre-flight summary, each arm's
 training-reward curve summary (per-seed start/end/rise) and every per-seed metric value, at the
