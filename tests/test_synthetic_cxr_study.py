@@ -68,6 +68,37 @@ def test_rise_and_seed_bootstrap():
     assert SS.seed_boot([])["mean"] is None
 
 
+def test_probe_own_reward_and_paired_change(tmp_path):
+    """The probe's own reward per arm and its start-vs-end summary on hand-made probe files."""
+    from experiments.synthetic_cxr import probe, study_report
+
+    cols = {"R_ver": 1.0, "R_clin": 0.5, "R_text": 1.5, "format": 0.2, "S": 0.4, "oracle": 0.6}
+    arr = {k: np.array([v]) for k, v in cols.items()}
+    assert probe.own_reward("oracle", arr, 0.5)[0] == pytest.approx(0.8)
+    assert probe.own_reward("grpo", arr, 0.5)[0] == pytest.approx(1.2)
+    assert probe.own_reward("text", arr, 0.5)[0] == pytest.approx(1.7)
+    assert probe.own_reward("visual_l0", arr, 0.0)[0] == pytest.approx(1.7)
+    assert probe.own_reward("visual", arr, 0.5)[0] == pytest.approx(0.5 * 1.7 + 0.5 * 0.4)
+    study = {
+        "arms": {"text": {}, "visual": {"from": "text"}},
+        "probe": {"n_images": 3, "G": 2},
+        "eval": {"bootstrap": 200, "seed": 0},
+    }
+    rng = np.random.default_rng(0)
+    for seed in range(3):
+        base = {k: rng.uniform(0, 1, 3).tolist() for k in probe.COLUMNS}
+        up = {k: [x + (0.3 if k in ("R_ver", "R_text") else 0.0) for x in v] for k, v in base.items()}
+        doc = {"seed": seed, "n_images": 3, "G": 2, "checkpoints": {"sft": base, "text": up, "visual": up}}
+        d = tmp_path / "runs" / f"s{seed}" / "probe"
+        d.mkdir(parents=True)
+        (d / "probe.json").write_text(json.dumps(doc))
+    res = study_report.probe_summary(tmp_path, study, [{"seed": s} for s in range(3)], 0.5)
+    text, vis = res["arms"]["text"], res["arms"]["visual"]
+    assert text["change"]["value"] == pytest.approx(0.3) and text["rises"] and text["change"]["seeds_positive"] == 3
+    assert text["component_change"]["R_ver"] == pytest.approx(0.3) and text["component_change"]["S"] == 0
+    assert vis["start_checkpoint"] == "text" and vis["change"]["value"] == pytest.approx(0.0) and not vis["rises"]
+
+
 @pytest.mark.slow
 def test_study_smoke_end_to_end(tmp_path):
     """The committed command at smoke sizes (CI): every stage runs, results/ gets its files."""
@@ -80,10 +111,18 @@ def test_study_smoke_end_to_end(tmp_path):
     assert rc == 0
     res = json.loads((out / "results.json").read_text())
     assert res["seeds_ok"] == [0, 1]
-    assert set(res["training_reward"]["arms"]) == {"oracle", "text", "visual", "visual_l0", "grpo"}
+    assert set(res["training_reward"]["arms"]) == {"oracle", "text", "visual", "visual_l0", "grpo", "visual_l0_sft"}
     for arm, t in res["training_reward"]["arms"].items():
         assert t["steps"] == 2, arm  # logged every step
-    assert set(res["metrics"]["micro_f1_5"]["systems"]) == {"sft", "oracle", "text", "visual", "visual_l0", "grpo"}
+    assert set(res["metrics"]["micro_f1_5"]["systems"]) == {
+        "sft",
+        "oracle",
+        "text",
+        "visual",
+        "visual_l0",
+        "grpo",
+        "visual_l0_sft",
+    }
     assert "oracle - sft" in res["metrics"]["micro_f1_5"]["differences"]
     pf = res["preflight"]["0"]["components"]
     assert set(pf) == {"R_ver", "R_clin", "R_text", "format", "S", "oracle"}
@@ -92,3 +131,7 @@ def test_study_smoke_end_to_end(tmp_path):
     assert (out / "SUMMARY.md").is_file() and (out / "curves.csv").is_file() and (out / "per_image.csv").is_file()
     # the plateau log exists for every seed, with the step-0 evaluation
     assert all(v["val_f1"][0][0] == 0 for v in res["sft_plateau"].values())
+    # the probe: every arm scored at its start and end checkpoint on the same images
+    assert set(res["probe"]["arms"]) == {"oracle", "text", "visual", "visual_l0", "grpo", "visual_l0_sft"}
+    assert res["probe"]["arms"]["visual_l0"]["start_checkpoint"] == "text"
+    assert res["probe"]["n_images"] == 4 and "probe set" in (out / "SUMMARY.md").read_text()

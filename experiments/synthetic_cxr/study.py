@@ -261,6 +261,20 @@ def run_seed(work: Path, study: dict, seed: int, cases: Path, expert_dir: Path) 
     for name, spec in study["arms"].items():
         init = ck[spec.get("from", "sft")]
         ck[name], log[name] = train_arm(name, spec, cases, field_, seed, run, base, init, expert_dir)
+    if study.get("probe"):
+        from experiments.synthetic_cxr import probe
+
+        t0, c0 = time.time(), _cpu_self()
+        probe.run_probe(
+            {n: ck[n] for n in ("sft", *study["arms"])},
+            cases,
+            expert_dir,
+            run / "probe",
+            seed=seed,
+            field_=field_,
+            **{k: study["probe"][k] for k in ("n_images", "G")},
+        )
+        log["probe"] = {"wall_s": round(time.time() - t0, 1), "cpu_s": round(_cpu_self() - c0, 1)}
     t0, c0 = time.time(), _cpu_self()
     preds = predict(ck, cases, seed, run, study["eval"]["n_test"], study["sft"]["config"])
     log["predict"] = {"wall_s": round(time.time() - t0, 1), "cpu_s": round(_cpu_self() - c0, 1)}

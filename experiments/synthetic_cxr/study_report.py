@@ -39,6 +39,7 @@ SYSTEMS = {
     "visual": "stage visual, λ_vis 0.5 (from text)",
     "visual_l0": "stage visual, λ_vis 0 (from text)",
     "grpo": "plain GRPO (TRL advantages, R_ver + format)",
+    "visual_l0_sft": "diagnostic: stage visual, λ_vis 0, from SFT",
 }
 #: paired comparisons reported (a - b); the first block against SFT, then between arms
 PAIRS = [
@@ -52,6 +53,7 @@ PAIRS = [
     ("visual", "visual_l0"),
     ("text", "grpo"),
     ("oracle", "text"),
+    ("visual_l0_sft", "sft"),
 ]
 OWN_REWARD = {
     "oracle": "oracle F1 + format",
@@ -59,6 +61,7 @@ OWN_REWARD = {
     "visual": "(1−λ)(R_text + format) + λ·S  (λ = 0.5; S = raw expert similarity)",
     "visual_l0": "R_text + format",
     "grpo": "R_ver + format",
+    "visual_l0_sft": "R_text + format",
 }
 PACKAGES = ["torch", "transformers", "trl", "peft", "accelerate", "numpy", "scipy", "open_clip_torch", "tokenizers"]
 
@@ -264,6 +267,8 @@ def write_results(
             curves[a][s["seed"]] = own_reward_curve(work / s["curves"][a], a, lambda_vis)
     training = {a: curve_summary(curves[a]) for a in study["arms"]}
 
+    probe_res = probe_summary(work, study, ok, lambda_vis)
+
     preflight = {}
     for s in ok:
         p = work / "runs" / f"s{s['seed']}" / "preflight.json"
@@ -300,6 +305,7 @@ def write_results(
         "preflight": preflight,
         "preflight_pooled": preflight_pooled(preflight),
         "training_reward": {"definition": OWN_REWARD, "arms": training},
+        "probe": probe_res,
         "metrics": metrics,
         "seed_logs": {s["seed"]: s.get("log") for s in seeds},
         "extras": extras,
@@ -314,6 +320,70 @@ def write_results(
     if out.resolve() == (HERE / "results").resolve() and README.is_file():
         update_readme(res)
     return out / "results.json"
+
+
+def probe_summary(work: Path, study: dict, ok: list[dict], lambda_vis: float) -> dict[str, Any]:
+    """Own reward on the fixed probe set, start vs end checkpoint (``probe.py``), per arm.
+
+    Start/end values and the paired difference with a hierarchical bootstrap interval (seeds, then
+    probe images within seed); plus the pooled change of every reward component, to say where a
+    change comes from.
+    """
+    from experiments.synthetic_cxr import probe
+
+    probes = []
+    for s in ok:
+        f = work / "runs" / f"s{s['seed']}" / "probe" / "probe.json"
+        if f.is_file():
+            probes.append(json.loads(f.read_text(encoding="utf-8")))
+    if not probes or not study.get("probe"):
+        return {}
+    B, bseed = study["eval"]["bootstrap"], study["eval"]["seed"]
+    out: dict[str, Any] = {"n_images": probes[0]["n_images"], "G": probes[0]["G"], "seeds": [p["seed"] for p in probes]}
+    arms: dict[str, Any] = {}
+    for arm, spec in study["arms"].items():
+        start = spec.get("from", "sft")
+        ends, starts = probe.arm_rows(probes, arm, start, lambda_vis)
+        hb = SS.hier_boot({"end": ends, "start": starts}, SS.mean_raw, [("end", "start")], B=B, seed=bseed)
+        d = hb["differences"]["end - start"]
+        comp = {}
+        for k in probe.COLUMNS:
+            e = np.concatenate([np.asarray(p["checkpoints"][arm][k], float) for p in probes])
+            b = np.concatenate([np.asarray(p["checkpoints"][start][k], float) for p in probes])
+            comp[k] = float(np.nanmean(e - b))
+        arms[arm] = {
+            "start_checkpoint": start,
+            "start": hb["systems"]["start"],
+            "end": hb["systems"]["end"],
+            "change": d,
+            "rises": d["ci"][0] > 0,
+            "component_change": comp,
+        }
+    out["arms"] = arms
+    return out
+
+
+def probe_table(res: dict) -> str:
+    pr = res.get("probe") or {}
+    if not pr.get("arms"):
+        return "(no probe in this run)\n"
+    lines = [
+        f"Same {pr['n_images']} training images × G {pr['G']} samples from each arm's start and end checkpoint "
+        "(same sampling seed), own reward on a clinical step; interval: hierarchical bootstrap (seeds, then "
+        "images), paired.\n",
+        "| arm | start checkpoint | own reward at start | at end | change [95% CI] | seeds up "
+        "| ΔR_ver | ΔR_clin | Δformat | ΔS | Δoracle F1 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for a, t in pr["arms"].items():
+        c, d = t["component_change"], t["change"]
+        lines.append(
+            f"| {a} | {t['start_checkpoint']} | {t['start']['value']:.3f} | {t['end']['value']:.3f} | "
+            f"{_ci(d, 3)} {'✓' if t['rises'] else '✗'} | {d['seeds_positive']}/{len(d['per_seed'])} | "
+            + " | ".join(f"{c[k]:+.3f}" for k in ("R_ver", "R_clin", "format", "S", "oracle"))
+            + " |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 def _lambda_vis(study: dict) -> float:
@@ -568,6 +638,8 @@ def summary_md(res: dict) -> str:
     sec.append("")
     sec.append("## 3. Training reward of every arm (logged every step)\n")
     sec.append(training_table(res))
+    sec.append("### Own reward on a fixed probe set (start vs end checkpoint)\n")
+    sec.append(probe_table(res))
     sec.append("## 4. Held-out F1 (primary)\n")
     sec.append(f1_table(res))
     sec.append("### Paired differences\n")
@@ -609,10 +681,11 @@ def readme_block(res: dict) -> str:
         f"images, commit `{(res['provenance']['git_commit'] or '')[:10]}`; wall {res['timings']['total_wall_s']} s, "
         f"CPU {res['timings']['total_cpu_s']} s).",
         "",
-        "| system | own training reward: start → end (rise [95% CI over seeds]) | micro-F1, 5 findings [95% CI] "
-        "| Δ vs SFT [95% CI] |",
-        "|---|---|---|---|",
+        "| system | own training reward: start → end (rise [95% CI over seeds]) "
+        "| own reward on the probe set: change [95% CI] | micro-F1, 5 findings [95% CI] | Δ vs SFT [95% CI] |",
+        "|---|---|---|---|---|",
     ]
+    pr = (res.get("probe") or {}).get("arms", {})
     for n, label in SYSTEMS.items():
         if n not in m.get("systems", {}):
             continue
@@ -623,7 +696,8 @@ def readme_block(res: dict) -> str:
             else "–"
         )
         d = m["differences"].get(f"{n} - sft")
-        lines.append(f"| {label} | {tr_cell} | {_ci(m['systems'][n])} | {_ci(d) if d else '–'} |")
+        pc = f"{_ci(pr[n]['change'], 3)} {'✓' if pr[n]['rises'] else '✗'}" if n in pr else "–"
+        lines.append(f"| {label} | {tr_cell} | {pc} | {_ci(m['systems'][n])} | {_ci(d) if d else '–'} |")
     return "\n".join(lines) + "\n"
 
 

@@ -33,6 +33,10 @@ def mean_rows(rows: np.ndarray) -> float:
     return float(100.0 * rows[:, 0].mean())
 
 
+def mean_raw(rows: np.ndarray) -> float:
+    return float(rows[:, 0].mean())
+
+
 def hier_boot(
     systems: dict[str, list[np.ndarray]],
     stat: Callable[[np.ndarray], float],
