@@ -135,3 +135,14 @@ def test_study_smoke_end_to_end(tmp_path):
     assert set(res["probe"]["arms"]) == {"oracle", "text", "visual", "visual_l0", "grpo", "visual_l0_sft"}
     assert res["probe"]["arms"]["visual_l0"]["start_checkpoint"] == "text"
     assert res["probe"]["n_images"] == 4 and "probe set" in (out / "SUMMARY.md").read_text()
+    # the pilot command (how the settings were chosen) on that work folder
+    from experiments.synthetic_cxr import pilot
+
+    smoke_cfg = str(study.CONFIGS / "smoke.yaml")
+    common = ["--src", str(tmp_path / "work"), "--out", str(tmp_path / "pilots"), "--config", smoke_cfg]
+    assert pilot.main(["arm", *common, "--arm", "visual_l0", "--from", "sft", "--steps", "2", "--probe", "2"]) == 0
+    assert (tmp_path / "pilots" / "s0" / "visual_l0" / "probe" / "probe.json").is_file()
+    assert pilot.main(["sft", *common, "--steps", "2"]) == 0
+    with pytest.raises(SystemExit) as e:
+        pilot.main(["arm", *common, "--steps", "2"])
+    assert e.value.code == 2

@@ -2,13 +2,14 @@
 
     python -m experiments.synthetic_cxr.pilot sft --src WORK --out PILOTS --seed 0 --steps 1000
     python -m experiments.synthetic_cxr.pilot arm --src WORK --out PILOTS --seed 0 --arm visual_l0 \
-        --steps 80 --set train.learning_rate=1e-3 --set train.warmup=5
+        --steps 80 --set train.learning_rate=1e-3 --set train.warmup=5 --probe 200
 
 ``--src`` is a study's ``--work`` folder (its data, frozen expert and per-seed checkpoints are
 reused, so a pilot costs one SFT or one arm); ``--out`` receives the pilot's checkpoints and
 curves. Each prints one line: the SFT's validation history and plateau verdict, or the arm's own
 training reward rise (mean of the last 20% of logged steps minus the first 20%, as the study
-computes it) with its final KL. The README's "Settings" table cites these lines.
+computes it) with its final KL, and with ``--probe N`` the own-reward change on N fixed training
+images between the start and end checkpoints (``probe.py``; mean and 95% half-width over images). The README's "Settings" table cites these lines.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ def pilot_arm(args, study: dict) -> dict:
     run.mkdir(parents=True, exist_ok=True)
     name = args.name or args.arm
     t0, c0 = time.time(), S._cpu_self()
-    S.train_arm(
+    final, _ = S.train_arm(
         name,
         spec,
         args.src / "data" / "cases.jsonl",
@@ -77,11 +78,35 @@ def pilot_arm(args, study: dict) -> dict:
         init,
         args.src / "expert",
     )
+    probe_res = None
+    if args.probe:
+        from experiments.synthetic_cxr import probe
+
+        p = probe.run_probe(
+            {"start": init, "end": Path(final)},
+            args.src / "data" / "cases.jsonl",
+            args.src / "expert",
+            run / name / "probe",
+            seed=args.seed,
+            field_=_field(study),
+            n_images=args.probe,
+            G=8,
+        )
+        probe_res = p
     lam = next((float(o.split("=", 1)[1]) for o in spec["overrides"][::-1] if o.startswith("rewards.lambda_vis=")), 0.5)
     curve = study_report.own_reward_curve(run / name / "metrics.jsonl", args.arm, lam)
     own = np.array([c["own_reward"] for c in curve])
     k = max(1, round(0.2 * len(own)))
+    if probe_res is not None:
+        cols = {k: {c: np.asarray(v, float) for c, v in probe_res["checkpoints"][k].items()} for k in ("start", "end")}
+        d = probe.own_reward(args.arm, cols["end"], lam) - probe.own_reward(args.arm, cols["start"], lam)
+        probe_res = {
+            "own_change": round(float(d.mean()), 4),
+            "ci95_halfwidth": round(float(1.96 * d.std(ddof=1) / np.sqrt(d.size)), 4),
+            "component_change": {c: round(float((cols["end"][c] - cols["start"][c]).mean()), 4) for c in probe.COLUMNS},
+        }
     return {
+        "probe": probe_res,
         "pilot": "arm",
         "arm": args.arm,
         "name": name,
@@ -107,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--from", dest="start", help="start checkpoint: sft or an arm (default: the arm's `from`)")
     ap.add_argument("--name", help="folder name of the pilot arm (default: the arm's)")
     ap.add_argument("--set", action="append", default=[], help="a stage-config override, e.g. train.warmup=5")
+    ap.add_argument("--probe", type=int, default=0, help="also the own-reward probe on this many images (G 8)")
     ap.add_argument("--config", type=Path, default=S.CONFIGS / "study.yaml")
     args = ap.parse_args(argv)
     if args.what == "arm" and not args.arm:
