@@ -3,7 +3,8 @@
     python -m experiments.synthetic_cxr.compare_runs results/results.json RERUN_OUT/results.json
 
 Checks, per common seed: SFT steps and validation history, the pre-flight summary, each arm's
-training-reward curve summary (per-seed start/end/rise) and every per-seed metric value, at the
+training-reward curve summary (per-seed start/end/rise), the own-reward probe (per-seed
+start/end/change) and every per-seed metric value, at the
 precision ``results.json`` prints (4 decimals). A rerun of a subset of seeds (``--seeds 0``)
 can therefore be checked against the full run: seeds are independent processes.
 """
@@ -28,6 +29,10 @@ def per_seed_numbers(res: dict[str, Any]) -> dict[int, dict[str, Any]]:
         for key in ("start", "end", "rise"):
             for s, v in zip(seeds, t[key].get("per_seed") or []):
                 out[s][f"train:{arm}:{key}"] = v
+    for arm, t in ((res.get("probe") or {}).get("arms") or {}).items():
+        for key in ("start", "end", "change"):
+            for s, v in zip(seeds, t[key].get("per_seed") or []):
+                out[s][f"probe:{arm}:{key}"] = round(v, 4)
     for metric, m in res["metrics"].items():
         if metric == "per_finding_f1":
             continue
