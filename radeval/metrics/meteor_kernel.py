@@ -257,29 +257,23 @@ def _resolve(n2, cptr, mt, mk, fixed, fcov2, free2, num, u1, order, heap, nodes)
                     if kind == _CHILD:
                         u1[nx, t, mt[q, TW_A]] |= mk[q, 0]
                         u1[nx, t, mt[q, TW_B]] |= mk[q, 1]
-                    if size < BEAM:  # sift up
-                        k = size
-                        heap[k] = t
+                    # the heap is built only once BEAM are kept (most steps never get there)
+                    top = -1
+                    if size < BEAM:
                         size += 1
-                        while k > 0:
-                            p = (k - 1) >> 1
-                            a, b = heap[k], heap[p]
-                            ra, ca, da, sa = num[nx, a, R], num[nx, a, C], num[nx, a, D], num[nx, a, SEQ]
-                            rb, cb, db, sb = num[nx, b, R], num[nx, b, C], num[nx, b, D], num[nx, b, SEQ]
-                            # stop once the parent is behind the new one
-                            if rb < ra or (
-                                rb == ra and (cb > ca or (cb == ca and (db > da or (db == da and sb > sa))))
-                            ):
-                                break
-                            heap[k], heap[p] = b, a
-                            k = p
-                    else:  # replaced the root: sift down
-                        k = 0
+                        if size == BEAM:
+                            for k in range(BEAM):
+                                heap[k] = k
+                            top = BEAM // 2 - 1
+                    else:
+                        top = 0  # replaced the root
+                    for root in range(top, -1, -1):  # sift down (heapify, or after a replacement)
+                        k = root
                         while True:
                             a = 2 * k + 1
-                            if a >= size:
+                            if a >= BEAM:
                                 break
-                            if a + 1 < size:  # the child further behind
+                            if a + 1 < BEAM:  # the child further behind
                                 x, y = heap[a], heap[a + 1]
                                 rx, cx, dx, sx = num[nx, x, R], num[nx, x, C], num[nx, x, D], num[nx, x, SEQ]
                                 ry, cy, dy, sy = num[nx, y, R], num[nx, y, C], num[nx, y, D], num[nx, y, SEQ]
@@ -310,11 +304,11 @@ def _resolve(n2, cptr, mt, mk, fixed, fcov2, free2, num, u1, order, heap, nodes)
                 num[nx, 0, f] = num[cur, s, f]
             for w in range(w1n):
                 u1[nx, 0, w] = u1[cur, s, w]
-            heap[0] = 0
             size = 1
-        # the kept partial alignments in the jar's order (insertion sort, at most BEAM)
+        # the kept partial alignments in the jar's order (insertion sort, at most BEAM; slots
+        # are mostly in creation order already)
         for k in range(size):
-            a = heap[k]
+            a = k
             ra, ca, da, sa = num[nx, a, R], num[nx, a, C], num[nx, a, D], num[nx, a, SEQ]
             m = k
             while m > 0:
