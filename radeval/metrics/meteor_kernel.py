@@ -177,14 +177,15 @@ REF, REF_LEN, TEST, TEST_LEN, MOD, INC, DIST, REF_END, TEST_END, TW_A, TW_B = ra
 N_COLS = 11
 
 # A partial alignment: a slot in one of two pools (this step's, the next step's), fields
-R, C, D, SEQ, IDX, LAST, CHAIN, CE = range(8)
+R, C, D, SEQ, IDX, LAST, CHAIN, CE, P = range(9)
 # R int rank, C chunks, D distance, SEQ creation order within the step, IDX next reference
 # position, LAST end of the last match on the test side (-1: no chunk open), CHAIN the newest
 # node of its linked list of matches taken by the search (-1: none), CE the reference end of
 # the last match the search took. The jar keeps a bitset of used reference words per partial
 # alignment; as the search takes matches left to right, the used words at or after the
 # current position are exactly the fixed matches' and [current, CE), so CE stands in for it.
-N_FIELDS = 8
+# P = R * 2**32 - C orders by rank then chunks in one comparison (chunks < 2**32).
+N_FIELDS = 9
 
 # what a partial alignment of the step before turns into (one or more per parent)
 _PASS, _FIXED, _CHILD, _SKIP = range(4)
@@ -257,8 +258,8 @@ def _resolve(n2, cptr, mt, mk, fixed, fcov2, free2, num, u1, order, heap, nodes)
                 t = size
                 if size == BEAM:
                     w = heap[0]
-                    wr, wc, wd = num[nx, w, R], num[nx, w, C], num[nx, w, D]
-                    if r2 > wr or (r2 == wr and (c2 < wc or (c2 == wc and d2 < wd))):
+                    p2, wp, wd = (r2 << 32) - c2, num[nx, w, P], num[nx, w, D]
+                    if p2 > wp or (p2 == wp and d2 < wd):
                         t = w  # (equal keys: the earlier one stays ahead)
                     else:
                         t = -1
@@ -273,6 +274,7 @@ def _resolve(n2, cptr, mt, mk, fixed, fcov2, free2, num, u1, order, heap, nodes)
                         chain2 = n_nodes
                         n_nodes += 1
                     num[nx, t, R], num[nx, t, C], num[nx, t, D], num[nx, t, SEQ] = r2, c2, d2, seq
+                    num[nx, t, P] = (r2 << 32) - c2
                     num[nx, t, IDX], num[nx, t, LAST], num[nx, t, CHAIN], num[nx, t, CE] = idx2, last2, chain2, ce2
                     for w in range(w1n):
                         u1[nx, t, w] = u1[cur, s, w]
@@ -297,19 +299,14 @@ def _resolve(n2, cptr, mt, mk, fixed, fcov2, free2, num, u1, order, heap, nodes)
                                 break
                             if a + 1 < BEAM:  # the child further behind
                                 x, y = heap[a], heap[a + 1]
-                                rx, cx, dx, sx = num[nx, x, R], num[nx, x, C], num[nx, x, D], num[nx, x, SEQ]
-                                ry, cy, dy, sy = num[nx, y, R], num[nx, y, C], num[nx, y, D], num[nx, y, SEQ]
-                                if ry < rx or (
-                                    ry == rx and (cy > cx or (cy == cx and (dy > dx or (dy == dx and sy > sx))))
-                                ):
+                                px, dx, sx = num[nx, x, P], num[nx, x, D], num[nx, x, SEQ]
+                                py, dy, sy = num[nx, y, P], num[nx, y, D], num[nx, y, SEQ]
+                                if py < px or (py == px and (dy > dx or (dy == dx and sy > sx))):
                                     a += 1
                             x, y = heap[a], heap[k]
-                            rx, cx, dx, sx = num[nx, x, R], num[nx, x, C], num[nx, x, D], num[nx, x, SEQ]
-                            ry, cy, dy, sy = num[nx, y, R], num[nx, y, C], num[nx, y, D], num[nx, y, SEQ]
-                            if not (
-                                rx < ry
-                                or (rx == ry and (cx > cy or (cx == cy and (dx > dy or (dx == dy and sx > sy)))))
-                            ):
+                            px, dx, sx = num[nx, x, P], num[nx, x, D], num[nx, x, SEQ]
+                            py, dy, sy = num[nx, y, P], num[nx, y, D], num[nx, y, SEQ]
+                            if not (px < py or (px == py and (dx > dy or (dx == dy and sx > sy)))):
                                 break  # the node is behind both children
                             heap[k], heap[a] = x, y
                             k = a
@@ -331,12 +328,12 @@ def _resolve(n2, cptr, mt, mk, fixed, fcov2, free2, num, u1, order, heap, nodes)
         # are mostly in creation order already)
         for k in range(size):
             a = k
-            ra, ca, da, sa = num[nx, a, R], num[nx, a, C], num[nx, a, D], num[nx, a, SEQ]
+            pa, da, sa = num[nx, a, P], num[nx, a, D], num[nx, a, SEQ]
             m = k
             while m > 0:
                 b = order[nx, m - 1]
-                rb, cb, db, sb = num[nx, b, R], num[nx, b, C], num[nx, b, D], num[nx, b, SEQ]
-                if rb > ra or (rb == ra and (cb < ca or (cb == ca and (db < da or (db == da and sb < sa))))):
+                pb, db, sb = num[nx, b, P], num[nx, b, D], num[nx, b, SEQ]
+                if pb > pa or (pb == pa and (db < da or (db == da and sb < sa))):
                     break
                 order[nx, m] = b
                 m -= 1
