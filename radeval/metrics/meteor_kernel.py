@@ -103,34 +103,66 @@ def _ngrams(wkeys, lmax):
 
 
 @njit
-def _sorted_grams(grams, nwords, lmax):
-    """The line's n-grams (length 1..lmax) sorted by key; equal keys keep (length, position)
-    order, the order the jar meets them."""
+def _gram_table(grams, nwords, lmax):
+    """The line's n-grams (length 1..lmax) by key: an open-addressing table whose slots chain
+    the positions with that key in (length, position) order, the order the jar meets them.
+    Returns (slot keys, first entry per slot or -1, next entry or -1, entry positions)."""
     total = 0
     for length in range(1, lmax + 1):
         total += nwords - length + 1
-    keys = np.empty(total, dtype=np.uint64)
-    pos = np.empty(total, dtype=np.int64)
-    t = 0
+    size = 16
+    while size < 2 * total:
+        size *= 2
+    mask = size - 1
+    keys = np.zeros(size, dtype=np.uint64)
+    head = np.full(size, -1, dtype=np.int64)
+    tail = np.empty(size, dtype=np.int64)
+    nxt = np.full(max(total, 1), -1, dtype=np.int64)
+    pos = np.empty(max(total, 1), dtype=np.int64)
+    e = 0
     for length in range(1, lmax + 1):
         for i in range(nwords - length + 1):
-            keys[t] = grams[length - 1, i]
-            pos[t] = i
-            t += 1
-    order = np.argsort(keys, kind="mergesort")
-    return keys[order], pos[order]
+            key = grams[length - 1, i]
+            slot = np.int64((key * _MIX) >> np.uint64(40)) & mask
+            while head[slot] != -1 and keys[slot] != key:
+                slot = (slot + 1) & mask
+            if head[slot] == -1:
+                keys[slot] = key
+                head[slot] = e
+            else:
+                nxt[tail[slot]] = e
+            tail[slot] = e
+            pos[e] = i
+            e += 1
+    return keys, head, nxt, pos
 
 
 @njit
 def _para_stage(
-    raw, cnt, ga, na, sk_b, sp_b, a_is_ref, max_ref_len, tkeys, trows, bloom, shift, starts, para_keys, para_lens
+    raw,
+    cnt,
+    ga,
+    na,
+    bkeys,
+    bhead,
+    bnext,
+    bpos,
+    a_is_ref,
+    max_ref_len,
+    tkeys,
+    trows,
+    bloom,
+    shift,
+    starts,
+    para_keys,
+    para_lens,
 ):
     """Table phrases starting in line a (by position, then length: the trie's order), each
     paraphrase of it found in line b (by the table's order, then b's (length, position)),
     appended to ``raw`` (where it has room; the count goes on)."""
     cap = raw.shape[0]
     mask = tkeys.shape[0] - 1
-    nb = sk_b.shape[0]
+    bmask = bkeys.shape[0] - 1
     for i in range(na):
         for length in range(1, min(max_ref_len, na - i) + 1):
             key = ga[length - 1, i]
@@ -148,23 +180,20 @@ def _para_stage(
                 continue
             for e in range(starts[r], starts[r + 1]):
                 pk = para_keys[e]
-                lo, hi = 0, nb  # first n-gram of b with this key
-                while lo < hi:
-                    mid = (lo + hi) >> 1
-                    if sk_b[mid] < pk:
-                        lo = mid + 1
-                    else:
-                        hi = mid
-                while lo < nb and sk_b[lo] == pk:
+                slot = np.int64((pk * _MIX) >> np.uint64(40)) & bmask  # b's n-grams with this key
+                while bhead[slot] != -1 and bkeys[slot] != pk:
+                    slot = (slot + 1) & bmask
+                g = bhead[slot]
+                while g != -1:
                     if cnt < cap:
                         plen = np.int64(para_lens[e])
                         if a_is_ref:
-                            raw[cnt, 0], raw[cnt, 1], raw[cnt, 2], raw[cnt, 3] = i, length, sp_b[lo], plen
+                            raw[cnt, 0], raw[cnt, 1], raw[cnt, 2], raw[cnt, 3] = i, length, bpos[g], plen
                         else:
-                            raw[cnt, 0], raw[cnt, 1], raw[cnt, 2], raw[cnt, 3] = sp_b[lo], plen, i, length
+                            raw[cnt, 0], raw[cnt, 1], raw[cnt, 2], raw[cnt, 3] = bpos[g], plen, i, length
                         raw[cnt, 4] = PARA
                     cnt += 1
-                    lo += 1
+                    g = bnext[g]
     return cnt
 
 
@@ -449,14 +478,46 @@ def _segment(
             lm = max(max_ref_len, max_para_len)
             g1 = _ngrams(wk[t_ids], min(lm, n1))
             g2 = _ngrams(wk[r_ids], min(lm, n2))
-            sk1, sp1 = _sorted_grams(g1, n1, min(max_para_len, n1))
-            sk2, sp2 = _sorted_grams(g2, n2, min(max_para_len, n2))
+            k1, h1, x1, p1 = _gram_table(g1, n1, min(max_para_len, n1))
+            k2, h2, x2, p2 = _gram_table(g2, n2, min(max_para_len, n2))
             # phrases of the reference found in the test line, then the reverse
             cnt = _para_stage(
-                raw, cnt, g2, n2, sk1, sp1, True, max_ref_len, tkeys, trows, bloom, shift, starts, para_keys, para_lens
+                raw,
+                cnt,
+                g2,
+                n2,
+                k1,
+                h1,
+                x1,
+                p1,
+                True,
+                max_ref_len,
+                tkeys,
+                trows,
+                bloom,
+                shift,
+                starts,
+                para_keys,
+                para_lens,
             )
             cnt = _para_stage(
-                raw, cnt, g1, n1, sk2, sp2, False, max_ref_len, tkeys, trows, bloom, shift, starts, para_keys, para_lens
+                raw,
+                cnt,
+                g1,
+                n1,
+                k2,
+                h2,
+                x2,
+                p2,
+                False,
+                max_ref_len,
+                tkeys,
+                trows,
+                bloom,
+                shift,
+                starts,
+                para_keys,
+                para_lens,
             )
     if cnt > cap:
         return cnt
