@@ -61,13 +61,13 @@ class Aligner:
     def _ids(self, part: str) -> bytes:
         got = self._texts.get(part)
         if got is None:
-            type_id = self._type_id
-            ids = []
-            for w in self.words(part):
-                t = type_id.get(w)
-                if t is None:
-                    t = self._new_type(w)
-                ids.append(t)
+            words = self.words(part)
+            ids = list(map(self._type_id.get, words))
+            if None in ids:
+                ids = [
+                    self._new_type(w) if t is None and w not in self._type_id else self._type_id[w]
+                    for w, t in zip(words, ids)
+                ]
             got = np.array(ids, dtype=np.int32).tobytes()
             if len(self._texts) >= MAX_TEXTS:
                 self._texts.clear()

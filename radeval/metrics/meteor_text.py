@@ -116,7 +116,7 @@ _PIECEWISE_UNSAFE = re.compile("[\x00-\x1f\u00a0\u2000-\u200a\u202f\u205f\u3000]
 _OTHER_TOKEN = "[^ ]*[^A-Za-z0-9 ][^ ]*"
 # a maximal run of other tokens, and the first character of the plain token after it (the
 # nonbreaking-prefix rule looks at the next word's first character)
-_OTHER_RUN = re.compile(f"(?<![^ ]){_OTHER_TOKEN}(?: +{_OTHER_TOKEN})*(?![^ ])(?=(?: +([A-Za-z0-9]))?)")
+_OTHER_RUN = re.compile(f"(?<![^ ])({_OTHER_TOKEN}(?: +{_OTHER_TOKEN})*)(?![^ ])(?=(?: +([A-Za-z0-9]))?)")
 
 
 def line_words(line: str, nbp: dict[str, int], runs: dict[str, list[str]]) -> list[str]:
@@ -129,14 +129,11 @@ def line_words(line: str, nbp: dict[str, int], runs: dict[str, list[str]]) -> li
     other white space, control characters or the normaliser's placeholder word go whole."""
     if _PIECEWISE_UNSAFE.search(line):
         return string_tokenize(normalize_line(line, nbp).lower())
-    out: list[str] = []
-    pos = 0
-    for m in _OTHER_RUN.finditer(line):
-        start = m.start()
-        if start > pos:
-            out += line[pos:start].lower().split()
-        nxt = m.group(1)
-        piece = m.group(0) if nxt is None else f"{m.group(0)} {nxt}"
+    pieces = _OTHER_RUN.split(line)  # plain text, run, next letter, plain text, ...
+    out = pieces[0].lower().split()
+    for k in range(1, len(pieces), 3):
+        run, nxt = pieces[k], pieces[k + 1]
+        piece = run if nxt is None else f"{run} {nxt}"
         got = runs.get(piece)
         if got is None:
             got = string_tokenize(normalize_line(piece, nbp).lower())
@@ -146,8 +143,7 @@ def line_words(line: str, nbp: dict[str, int], runs: dict[str, list[str]]) -> li
                 runs.clear()
             runs[piece] = got
         out += got
-        pos = m.end()
-    out += line[pos:].lower().split()
+        out += pieces[k + 2].lower().split()
     return out
 
 
