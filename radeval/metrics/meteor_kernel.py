@@ -21,8 +21,8 @@ must stay as it is, because it changes which alignment wins:
   parent's distance grows by every child's (the jar adds it to the parent object).
 
 Only the ``BEAM`` best of each step are ever used, so instead of sorting every child (the jar's
-way) we keep a bounded heap of the best ``BEAM`` under the same total order (creation order as
-the last key): the surviving set and its order are the same.
+way) we keep the best ``BEAM`` in a sorted array, each newcomer placed after those it ties with
+(they were created earlier): the surviving set and its order are the jar's.
 
 Speed note: numba counts references to arrays passed into a compiled function (an atomic add
 and subtract per array argument per call), which in the inner loops cost more than the work.
@@ -206,22 +206,22 @@ REF, REF_LEN, TEST, TEST_LEN, MOD, INC, DIST, REF_END, TEST_END, TW_A, TW_B = ra
 N_COLS = 11
 
 # A partial alignment: a slot in one of two pools (this step's, the next step's), fields
-R, C, D, SEQ, IDX, LAST, CHAIN, CE, P = range(9)
-# R int rank, C chunks, D distance, SEQ creation order within the step, IDX next reference
+R, C, D, IDX, LAST, CHAIN, CE, P = range(8)
+# R int rank, C chunks, D distance, IDX next reference
 # position, LAST end of the last match on the test side (-1: no chunk open), CHAIN the newest
 # node of its linked list of matches taken by the search (-1: none), CE the reference end of
 # the last match the search took. The jar keeps a bitset of used reference words per partial
 # alignment; as the search takes matches left to right, the used words at or after the
 # current position are exactly the fixed matches' and [current, CE), so CE stands in for it.
 # P = R * 2**32 - C orders by rank then chunks in one comparison (chunks < 2**32).
-N_FIELDS = 9
+N_FIELDS = 8
 
 # what a partial alignment of the step before turns into (one or more per parent)
 _PASS, _FIXED, _CHILD, _SKIP = range(4)
 
 
 @njit
-def _resolve(n2, cptr, mt, mk, fixed, fcov2, free2, num, u1, order, heap, nodes):
+def _resolve(n2, cptr, mt, mk, fixed, fcov2, free2, num, u1, order, nodes):
     """The beam search from the start alignment (slot 0 of pool 0, prepared by the caller).
     ``fcov2``: reference words of fixed matches; ``free2[q]``: candidate q's reference words
     are not among them. Returns the best alignment's chain, or -2 when ``nodes`` is full."""
@@ -237,7 +237,6 @@ def _resolve(n2, cptr, mt, mk, fixed, fcov2, free2, num, u1, order, heap, nodes)
     for current in range(n2):
         nx = 1 - cur
         size = 0
-        seq = 0
         qlo, qhi = cptr[current], cptr[current + 1]
         # no partial alignment gains more than this at this step
         gain = fixed_gain
@@ -246,7 +245,7 @@ def _resolve(n2, cptr, mt, mk, fixed, fcov2, free2, num, u1, order, heap, nodes)
         for oi in range(size_c):
             s = order[cur, oi]
             rank, chunks, dist = num[cur, s, R], num[cur, s, C], num[cur, s, D]
-            if size == BEAM and rank + gain < num[nx, heap[0], R]:
+            if size == BEAM and rank + gain < num[nx, order[nx, BEAM - 1], R]:
                 # nothing from this one or a later one (ranked no higher) makes the BEAM best
                 break
             idx, last, chain, ce = num[cur, s, IDX], num[cur, s, LAST], num[cur, s, CHAIN], num[cur, s, CE]
@@ -283,16 +282,18 @@ def _resolve(n2, cptr, mt, mk, fixed, fcov2, free2, num, u1, order, heap, nodes)
                     idx2, last2, ce2 = idx + 1, -1, ce
                 else:
                     break
-                # is it among the BEAM best so far? (heap[0]: the one furthest behind)
-                t = size
+                # is it among the BEAM best so far? order[nx] keeps them sorted, the last
+                # furthest behind; a newcomer goes after those it ties with (created earlier)
+                p2 = (r2 << 32) - c2
+                keep = size
                 if size == BEAM:
-                    w = heap[0]
-                    p2, wp, wd = (r2 << 32) - c2, num[nx, w, P], num[nx, w, D]
-                    if p2 > wp or (p2 == wp and d2 < wd):
-                        t = w  # (equal keys: the earlier one stays ahead)
+                    w = order[nx, BEAM - 1]
+                    if p2 > num[nx, w, P] or (p2 == num[nx, w, P] and d2 < num[nx, w, D]):
+                        keep = BEAM - 1  # the last one drops out; its slot is reused
                     else:
-                        t = -1
-                if t >= 0:
+                        keep = -1
+                if keep >= 0:
+                    t = order[nx, BEAM - 1] if size == BEAM else size  # (all slots in use when full)
                     chain2 = chain
                     if kind == _CHILD:
                         if n_nodes == nodes.shape[0]:
@@ -302,44 +303,25 @@ def _resolve(n2, cptr, mt, mk, fixed, fcov2, free2, num, u1, order, heap, nodes)
                         nodes[n_nodes, 2] = chain
                         chain2 = n_nodes
                         n_nodes += 1
-                    num[nx, t, R], num[nx, t, C], num[nx, t, D], num[nx, t, SEQ] = r2, c2, d2, seq
-                    num[nx, t, P] = (r2 << 32) - c2
+                    num[nx, t, R], num[nx, t, C], num[nx, t, D], num[nx, t, P] = r2, c2, d2, p2
                     num[nx, t, IDX], num[nx, t, LAST], num[nx, t, CHAIN], num[nx, t, CE] = idx2, last2, chain2, ce2
                     for w in range(w1n):
                         u1[nx, t, w] = u1[cur, s, w]
                     if kind == _CHILD:
                         u1[nx, t, mt[q, TW_A]] |= mk[q, 0]
                         u1[nx, t, mt[q, TW_B]] |= mk[q, 1]
-                    # the heap is built only once BEAM are kept (most steps never get there)
-                    top = -1
-                    if size < BEAM:
-                        size += 1
-                        if size == BEAM:
-                            for k in range(BEAM):
-                                heap[k] = k
-                            top = BEAM // 2 - 1
-                    else:
-                        top = 0  # replaced the root
-                    for root in range(top, -1, -1):  # sift down (heapify, or after a replacement)
-                        k = root
-                        while True:
-                            a = 2 * k + 1
-                            if a >= BEAM:
-                                break
-                            if a + 1 < BEAM:  # the child further behind
-                                x, y = heap[a], heap[a + 1]
-                                px, dx, sx = num[nx, x, P], num[nx, x, D], num[nx, x, SEQ]
-                                py, dy, sy = num[nx, y, P], num[nx, y, D], num[nx, y, SEQ]
-                                if py < px or (py == px and (dy > dx or (dy == dx and sy > sx))):
-                                    a += 1
-                            x, y = heap[a], heap[k]
-                            px, dx, sx = num[nx, x, P], num[nx, x, D], num[nx, x, SEQ]
-                            py, dy, sy = num[nx, y, P], num[nx, y, D], num[nx, y, SEQ]
-                            if not (px < py or (px == py and (dx > dy or (dx == dy and sx > sy)))):
-                                break  # the node is behind both children
-                            heap[k], heap[a] = x, y
-                            k = a
-                seq += 1
+                    lo, hi = 0, keep  # first kept one behind the newcomer
+                    while lo < hi:
+                        mid = (lo + hi) >> 1
+                        o = order[nx, mid]
+                        if num[nx, o, P] < p2 or (num[nx, o, P] == p2 and num[nx, o, D] > d2):
+                            hi = mid
+                        else:
+                            lo = mid + 1
+                    for k in range(keep, lo, -1):
+                        order[nx, k] = order[nx, k - 1]
+                    order[nx, lo] = t
+                    size = keep + 1
                 if kind == _CHILD:
                     q += 1
                 elif kind == _SKIP:
@@ -352,21 +334,8 @@ def _resolve(n2, cptr, mt, mk, fixed, fcov2, free2, num, u1, order, heap, nodes)
                 num[nx, 0, f] = num[cur, s, f]
             for w in range(w1n):
                 u1[nx, 0, w] = u1[cur, s, w]
+            order[nx, 0] = 0
             size = 1
-        # the kept partial alignments in the jar's order (insertion sort, at most BEAM; slots
-        # are mostly in creation order already)
-        for k in range(size):
-            a = k
-            pa, da, sa = num[nx, a, P], num[nx, a, D], num[nx, a, SEQ]
-            m = k
-            while m > 0:
-                b = order[nx, m - 1]
-                pb, db, sb = num[nx, b, P], num[nx, b, D], num[nx, b, SEQ]
-                if pb > pa or (pb == pa and (db < da or (db == da and sb < sa))):
-                    break
-                order[nx, m] = b
-                m -= 1
-            order[nx, m] = a
         size_c = size
         cur = nx
     # end of the reference: close open chunks, take the best (first on ties)
@@ -575,7 +544,6 @@ def _segment(
     num = np.zeros((2, BEAM, N_FIELDS), dtype=np.int64)
     u1 = np.zeros((2, BEAM, w1n), dtype=np.uint64)
     order = np.zeros((2, BEAM), dtype=np.int64)
-    heap = np.zeros(BEAM, dtype=np.int64)
     num[0, 0, LAST] = -1
     num[0, 0, CHAIN] = -1
     fixed = np.full(n2 + 1, -1, dtype=np.int64)
@@ -601,7 +569,7 @@ def _segment(
         for k in range(mt[q, REF], mt[q, REF_END]):
             if fcov2[k]:
                 free2[q] = False
-    chain = _resolve(n2, cptr, mt, mk, fixed, fcov2, free2, num, u1, order, heap, nodes)
+    chain = _resolve(n2, cptr, mt, mk, fixed, fcov2, free2, num, u1, order, nodes)
     if chain == -2:
         return -1
     at = fixed[:n2].copy()  # the match starting at each reference position, or -1
