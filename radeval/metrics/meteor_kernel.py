@@ -245,9 +245,14 @@ def _resolve(n2, cptr, mt, mk, fixed, fcov2, free2, num, u1, order, nodes):
         for oi in range(size_c):
             s = order[cur, oi]
             rank, chunks, dist = num[cur, s, R], num[cur, s, C], num[cur, s, D]
-            if size == BEAM and rank + gain < num[nx, order[nx, BEAM - 1], R]:
-                # nothing from this one or a later one (ranked no higher) makes the BEAM best
-                break
+            if size == BEAM:
+                # what it makes has at most `gain` more rank, at least its chunks and distance;
+                # if even that is not ahead of the last kept one, neither is anything a later
+                # parent (behind this one) makes
+                w = order[nx, BEAM - 1]
+                bound = ((rank + gain) << 32) - chunks
+                if bound < num[nx, w, P] or (bound == num[nx, w, P] and dist >= num[nx, w, D]):
+                    break
             idx, last, chain, ce = num[cur, s, IDX], num[cur, s, LAST], num[cur, s, CHAIN], num[cur, s, CE]
             covered = fcov2[current] or current < ce
             split = chunks if last == -1 else chunks + 1  # chunks of a child not continuing the last match
@@ -310,17 +315,14 @@ def _resolve(n2, cptr, mt, mk, fixed, fcov2, free2, num, u1, order, nodes):
                     if kind == _CHILD:
                         u1[nx, t, mt[q, TW_A]] |= mk[q, 0]
                         u1[nx, t, mt[q, TW_B]] |= mk[q, 1]
-                    lo, hi = 0, keep  # first kept one behind the newcomer
-                    while lo < hi:
-                        mid = (lo + hi) >> 1
-                        o = order[nx, mid]
-                        if num[nx, o, P] < p2 or (num[nx, o, P] == p2 and num[nx, o, D] > d2):
-                            hi = mid
-                        else:
-                            lo = mid + 1
-                    for k in range(keep, lo, -1):
-                        order[nx, k] = order[nx, k - 1]
-                    order[nx, lo] = t
+                    k = keep  # move the kept ones behind it back by one (newcomers mostly go last)
+                    while k > 0:
+                        o = order[nx, k - 1]
+                        if num[nx, o, P] > p2 or (num[nx, o, P] == p2 and num[nx, o, D] <= d2):
+                            break
+                        order[nx, k] = o
+                        k -= 1
+                    order[nx, k] = t
                     size = keep + 1
                 if kind == _CHILD:
                     q += 1
