@@ -50,7 +50,8 @@ class Aligner:
         self._fn: list[bool] = []
         self._wk: list[int] = []
         self._syn_ptr: list[int] = [0]
-        self._syn_ids: list[int] = []
+        self._syn_ids: list[int] = []  # dense synset numbers (the kernel indexes an array by them)
+        self._synset_no: dict[int, int] = {}
         self._arrays: tuple | None = None  # the lists above as arrays, rebuilt when types are added
 
     # ------------------------------------------------------------------ text
@@ -82,7 +83,8 @@ class Aligner:
         self._sh.append(java_hash(self._stemmer.stemWord(w)))
         self._fn.append(w.lower() in self.function_words)
         self._wk.append(word_key(w))
-        self._syn_ids += sorted(self.synonyms.synsets(w))
+        no = self._synset_no
+        self._syn_ids += sorted(no.setdefault(x, len(no)) for x in self.synonyms.synsets(w))
         self._syn_ptr.append(len(self._syn_ids))
         self._arrays = None
         return t
@@ -96,6 +98,7 @@ class Aligner:
                 np.array(self._wk, dtype=np.uint64),
                 np.array(self._syn_ptr, dtype=np.int64),
                 np.array(self._syn_ids, dtype=np.int64),
+                len(self._synset_no),
             )
         return self._arrays
 

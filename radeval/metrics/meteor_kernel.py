@@ -363,6 +363,7 @@ def _segment(
     wk,
     syn_ptr,
     syn_ids,
+    shead,
     tkeys,
     trows,
     bloom,
@@ -405,38 +406,33 @@ def _segment(
                     if cnt < cap:
                         raw[cnt, 0], raw[cnt, 1], raw[cnt, 2], raw[cnt, 3], raw[cnt, 4] = j, 1, i, 1, 1
                     cnt += 1
-        # synonym: test positions by synset id, then each reference word's synsets looked up
+        # synonym: test positions listed per synset (ids are dense: shead is indexed by them),
+        # then each reference word's synsets looked up
         tot = 0
         for i in range(n1):
             tot += syn_ptr[t_ids[i] + 1] - syn_ptr[t_ids[i]]
         if tot > 0:
-            sids = np.empty(tot, dtype=np.int64)
+            snext = np.empty(tot, dtype=np.int64)
             spos = np.empty(tot, dtype=np.int64)
-            tot = 0
+            e = 0
             for i in range(n1):
-                for e in range(syn_ptr[t_ids[i]], syn_ptr[t_ids[i] + 1]):
-                    sids[tot] = syn_ids[e]
-                    spos[tot] = i
-                    tot += 1
-            o = np.argsort(sids)
-            sids, spos = sids[o], spos[o]
+                for e2 in range(syn_ptr[t_ids[i]], syn_ptr[t_ids[i] + 1]):
+                    x = syn_ids[e2]
+                    snext[e] = shead[x]
+                    shead[x] = e
+                    spos[e] = i
+                    e += 1
             hit = np.zeros(n1, dtype=np.bool_)
             for j in range(n2):
                 b, h = r_ids[j], jh[r_ids[j]]
                 found = False
-                for e in range(syn_ptr[b], syn_ptr[b + 1]):
-                    x = syn_ids[e]
-                    lo, hi = 0, tot
-                    while lo < hi:
-                        mid = (lo + hi) >> 1
-                        if sids[mid] < x:
-                            lo = mid + 1
-                        else:
-                            hi = mid
-                    while lo < tot and sids[lo] == x:
-                        hit[spos[lo]] = True
+                for e2 in range(syn_ptr[b], syn_ptr[b + 1]):
+                    x = syn_ids[e2]
+                    g = shead[x]
+                    while g != -1:
+                        hit[spos[g]] = True
                         found = True
-                        lo += 1
+                        g = snext[g]
                 if found:
                     for i in range(n1):  # by test position, as the jar's sorted set
                         if hit[i]:
@@ -445,6 +441,10 @@ def _segment(
                                 if cnt < cap:
                                     raw[cnt, 0], raw[cnt, 1], raw[cnt, 2], raw[cnt, 3], raw[cnt, 4] = j, 1, i, 1, 2
                                 cnt += 1
+            for i in range(n1):  # leave shead empty for the next segment
+                for e2 in range(syn_ptr[t_ids[i]], syn_ptr[t_ids[i] + 1]):
+                    x = syn_ids[e2]
+                    shead[x] = -1
         if n1 > 0 and n2 > 0:
             lm = max(max_ref_len, max_para_len)
             g1 = _ngrams(wk[t_ids], min(lm, n1))
@@ -627,6 +627,7 @@ def score_pairs(
     wk,
     syn_ptr,
     syn_ids,
+    n_synsets,
     tkeys,
     trows,
     bloom,
@@ -639,6 +640,7 @@ def score_pairs(
     """The jar's 23 statistics for each pair (test = t_ids[t_off[k]:t_off[k+1]], reference alike)."""
     n = t_off.shape[0] - 1
     out = np.zeros((n, N_STATS), dtype=np.float64)
+    shead = np.full(max(n_synsets, 1), -1, dtype=np.int64)  # per synset: a test position list
     bits = 0
     while (1 << bits) < tkeys.shape[0]:
         bits += 1
@@ -662,6 +664,7 @@ def score_pairs(
                 wk,
                 syn_ptr,
                 syn_ids,
+                shead,
                 tkeys,
                 trows,
                 bloom,
