@@ -54,6 +54,11 @@ class Aligner:
         self._synset_no: dict[int, int] = {}
         self._arrays: tuple | None = None  # the lists above as arrays, rebuilt when types are added
 
+    def clear_text_caches(self) -> None:
+        """Forget the texts seen (their word ids and normalised pieces); words stay known."""
+        self._texts.clear()
+        self._runs.clear()
+
     # ------------------------------------------------------------------ text
     def words(self, part: str) -> list[str]:
         """One side of a SCORE line as the jar's words: trim, normalise, lower-case, split."""
