@@ -26,24 +26,22 @@ way) we keep the best ``BEAM`` in a sorted array, each newcomer placed after tho
 
 Speed note: numba counts references to arrays passed into a compiled function (an atomic add
 and subtract per array argument per call), which in the inner loops cost more than the work.
-So the inner loops call no helper that takes an array: the heap and the candidate appends are
-written out in place.
+So the inner loops call no helper that takes an array: keeping the best alignments and
+appending candidates are written out in place. (Data-dependent branches are the next cost:
+newcomers are inserted by a short backward scan, not a binary search.)
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from radeval.metrics.meteor_resources import _LEN_SALT, _P  # phrase keys, folded as the table's
 from radeval.metrics.numba_jit import njit
 
 BEAM = 40
 N_STATS = 23
-N_MODULES = 4
 PARA = 3  # module index of the paraphrase stage
 
-# phrase keys, as meteor_resources builds them
-_P = np.uint64(0x100000001B3)
-_LEN_SALT = np.uint64(0x9E3779B97F4A7C15)
 _MIX = np.uint64(0xBF58476D1CE4E5B9)  # slot hash of the phrase table (keys are already random)
 _MIX2 = np.uint64(0x94D049BB133111EB)  # bit positions in its Bloom filter
 _BLOOM_BITS = 22  # 4 Mbit (512 KB, stays in cache; the table is 16 MB): ~3% false positives
