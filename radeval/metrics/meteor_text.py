@@ -119,6 +119,10 @@ _OTHER_TOKEN = "[^ ]*[^A-Za-z0-9 ][^ ]*"
 _OTHER_RUN = re.compile(f"(?<![^ ])({_OTHER_TOKEN}(?: +{_OTHER_TOKEN})*)(?![^ ])(?=(?: +([A-Za-z0-9]))?)")
 
 
+# plain tokens and lone '.' / ',' (no rule changes a lone '.'; a lone ',' only gains spaces)
+_PLAIN_LINE = re.compile(r"(?:(?:[A-Za-z0-9]+|[.,])(?: +(?:[A-Za-z0-9]+|[.,]))*)?")
+
+
 def line_words(line: str, nbp: dict[str, int], runs: dict[str, list[str]]) -> list[str]:
     """``string_tokenize(normalize_line(line, nbp).lower())`` for a trimmed line, computed
     piece by piece: plain tokens (ASCII letters and digits) pass through, each run of other
@@ -129,6 +133,8 @@ def line_words(line: str, nbp: dict[str, int], runs: dict[str, list[str]]) -> li
     other white space, control characters or the normaliser's placeholder word go whole."""
     if _PIECEWISE_UNSAFE.search(line):
         return string_tokenize(normalize_line(line, nbp).lower())
+    if _PLAIN_LINE.fullmatch(line):  # e.g. r2gen-normalised text: nothing for the rules to do
+        return line.lower().split()
     pieces = _OTHER_RUN.split(line)  # plain text, run, next letter, plain text, ...
     out = pieces[0].lower().split()
     for k in range(1, len(pieces), 3):
