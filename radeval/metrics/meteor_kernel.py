@@ -236,8 +236,11 @@ def _resolve(n2, cptr, mt, mk, fixed, fcov2, free2, num, u1, order, nodes):
         nx = 1 - cur
         size = 0
         qlo, qhi = cptr[current], cptr[current + 1]
-        # no partial alignment gains more than this at this step
-        gain = fixed_gain
+        # no partial alignment gains more than this at this step (a fixed match is taken only
+        # where the word is covered by one: a parent's IDX never lags behind its CE)
+        gain = 0
+        if fcov2[current]:
+            gain = fixed_gain
         for q in range(qlo, qhi):
             gain = max(gain, mt[q, INC])
         for oi in range(size_c):
