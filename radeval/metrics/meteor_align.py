@@ -11,6 +11,7 @@ whole batch per call (meteor_kernel.py, which also lists the jar's quirks kept o
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 
 import numpy as np
@@ -40,6 +41,7 @@ class Aligner:
         self.para = Paraphrases.load()
         self._table = meteor_kernel.build_phrase_table(np.ascontiguousarray(self.para.ref_keys))
         self._runs: dict[str, list[str]] = {}
+        self._lock = threading.Lock()  # the word tables grow in several steps per new word
         self._reset_types()
 
     def _reset_types(self) -> None:
@@ -134,6 +136,10 @@ class Aligner:
     def score_lines(self, lines: Sequence[str]) -> list[tuple[float, ...] | None]:
         """The 23 numbers the jar prints for each ``SCORE ||| ref ... ||| hyp`` line, or None
         where the jar answers with an error (fewer than three parts)."""
+        with self._lock:
+            return self._score_lines(lines)
+
+    def _score_lines(self, lines: Sequence[str]) -> list[tuple[float, ...] | None]:
         if len(self._type_id) > MAX_TYPES:
             self._reset_types()
         pairs: list[tuple[bytes, bytes]] = []
