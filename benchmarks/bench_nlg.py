@@ -65,6 +65,17 @@ def _clear_caches() -> None:
     coco.shutdown_meteor()
 
 
+def _clear_text_caches() -> None:
+    """Forget every text seen (normalised text, METEOR lines, the native aligner's per-text
+    word ids), keeping what is loaded: a warm process meeting new texts."""
+    tokenize.clean_r2gen_iu.cache_clear()
+    tokenize.clean_r2gen_mimic.cache_clear()
+    meteor_mod._CACHE.clear()
+    meteor_mod._NATIVE_CACHE.clear()
+    if meteor_mod._ALIGNER is not None:
+        meteor_mod._ALIGNER.clear_text_caches()
+
+
 def _timed(fn):
     t = time.perf_counter()
     out = fn()
@@ -267,8 +278,7 @@ def meteor_warm(sizes: list[int], seed: int, mode: str) -> dict:
                 ("jar", lambda h=hyps, r=refs: jar.score(h, r)),
                 ("coco", lambda g={i: [one_line(r)] for i, r in enumerate(rn)}, s={i: [one_line(h)] for i, h in enumerate(hn)}: cocom.compute_score(g, s)),
             ):
-                meteor_mod._CACHE.clear()
-                meteor_mod._NATIVE_CACHE.clear()
+                _clear_text_caches()
                 c0, j0 = time.process_time(), _pid_cpu(jvm[name])
                 _, wall = _timed(fn)
                 row[name] = {"wall_s": wall, "cpu_s": time.process_time() - c0 + _pid_cpu(jvm[name]) - j0}
@@ -277,8 +287,7 @@ def meteor_warm(sizes: list[int], seed: int, mode: str) -> dict:
         calls = 5
         pairs = report_pairs(512 * calls, seed=seed + 7)
         for name, metric in (("native", native), ("jar", jar)):
-            meteor_mod._CACHE.clear()
-            meteor_mod._NATIVE_CACHE.clear()
+            _clear_text_caches()
             c0, j0 = time.process_time(), _pid_cpu(jvm[name])
             t0 = time.perf_counter()
             for k in range(calls):
@@ -309,13 +318,29 @@ def bench_meteor_backends(sizes: list[int], seed: int, mode: str) -> bool:
             equal &= d <= TOL
             peak = r["maxrss_mb"] if b == "native" else max(r["maxrss_mb"], r["jvm_maxrss_mb"])
             print(f"{n:>7} {b:<8}{r['wall_s']:>12.2f}{r['cpu_s']:>12.2f}{peak:>9.0f}   max |diff| vs pycocoevalcap {d:.1e}")
+        nat, coc = cold["native"], cold["coco"]
+        print(
+            f"{n:>7} cold native vs pycocoevalcap: {coc['cpu_s'] / nat['cpu_s']:.1f}x CPU, "
+            f"{coc['wall_s'] / nat['wall_s']:.1f}x wall"
+        )
     warm = meteor_warm(sizes, seed, mode)
     print(f"{'pairs':>7} {'backend':<8}{'warm wall s':>12}{'CPU s':>9}{'CPU ms/segment':>16}")
     for n in sizes:
         for b, r in warm[n].items():
             print(f"{n:>7} {b:<8}{r['wall_s']:>12.2f}{r['cpu_s']:>9.2f}{1e3 * r['cpu_s'] / max(n, 1):>16.3f}")
+        w = warm[n]
+        print(
+            f"{n:>7} warm per segment, native vs jar: {w['jar']['cpu_s'] / w['native']['cpu_s']:.1f}x CPU, "
+            f"{w['jar']['wall_s'] / w['native']['wall_s']:.1f}x wall; vs pycocoevalcap: "
+            f"{w['coco']['cpu_s'] / w['native']['cpu_s']:.1f}x CPU"
+        )
     for b, r in warm["reward_512"].items():
         print(f"reward call (64x8 = 512 pairs) {b:<7} {r['wall_s_per_call']:.3f} s wall, {r['cpu_s_per_call']:.3f} s CPU")
+    rw = warm["reward_512"]
+    print(
+        f"reward call native vs jar: {rw['jar']['cpu_s_per_call'] / rw['native']['cpu_s_per_call']:.1f}x CPU, "
+        f"{rw['jar']['wall_s_per_call'] / rw['native']['wall_s_per_call']:.1f}x wall"
+    )
     print(f"METEOR backends equal to pycocoevalcap to 1e-9: {'yes' if equal else 'NO'}")
     return equal
 

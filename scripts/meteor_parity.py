@@ -39,7 +39,7 @@ def compare(lines: list[str], jars: int) -> dict:
     t_jar = time.perf_counter() - t0
     aligner = native_aligner()
     t0 = time.perf_counter()
-    nat_raw = np.array([aligner.line_stats(line) for line in lines], dtype=np.float64)
+    nat_raw = np.array(aligner.score_lines(lines), dtype=np.float64)
     t_nat = time.perf_counter() - t0
     # the jar's own per-segment and corpus scores from its statistics (EVAL), vs ours
     seg_jar, corpus_jar = meteor_jar().evaluate([" ".join(repr(x) for x in row) for row in jar_raw.tolist()])

@@ -100,7 +100,7 @@ def _jar_and_native(lines: list[str]) -> tuple[np.ndarray, np.ndarray]:
     from radeval.metrics.meteor import _parse_stats, native_aligner
 
     jar = np.array([_parse_stats(line, a) for line, a in zip(lines, meteor_score_lines(lines))])
-    nat = np.array([native_aligner().line_stats(line) for line in lines], dtype=np.float64)
+    nat = np.array(native_aligner().score_lines(lines), dtype=np.float64)
     return jar, nat
 
 

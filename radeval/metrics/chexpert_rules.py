@@ -163,6 +163,7 @@ def _np_word(w: str) -> bool:
     """A word that can sit inside a noun phrase (placeholders included)."""
     return w[0].isalnum() or w in "-'" or w[0] == "_"
 
+
 COORD = frozenset({",", "and", "or", "nor"})
 # clause boundaries: nothing scopes across them
 HARD = frozenset(

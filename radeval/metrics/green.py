@@ -183,9 +183,7 @@ def check_template_dir(directory: str | os.PathLike[str]) -> None:
     f = Path(directory) / "utils.py"
     t = template_from_source(f.read_bytes(), str(f))
     if not t.is_greens:
-        raise ModelNotFound(
-            f"{f}: make_prompt renders a prompt with sha256 {t.sha256}, expected {PROMPT_SHA256}"
-        )
+        raise ModelNotFound(f"{f}: make_prompt renders a prompt with sha256 {t.sha256}, expected {PROMPT_SHA256}")
 
 
 def make_prompt(

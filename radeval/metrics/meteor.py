@@ -1,7 +1,7 @@
 """METEOR 1.5 exactly as pycocoevalcap computes it (its bundled jar, ``-l en -norm``).
 
 Two backends give the same statistics: :class:`MeteorNative` (the ``meteor`` default and
-``meteor_native``; Python, no Java; see meteor_align.py) and :class:`Meteor`, which drives the
+``meteor_native``; no Java; see meteor_align.py and meteor_kernel.py) and :class:`Meteor`, which drives the
 jar itself (``meteor.backend=jar``, the checked reference). What follows describes the jar's
 protocol, which the native backend reproduces line for line.
 
@@ -239,9 +239,7 @@ class MeteorNative(Metric):
         known = {line: _NATIVE_CACHE[line] for line in set(lines) if line in _NATIVE_CACHE}
         todo = [line for line in dict.fromkeys(lines) if line not in known]
         if todo:
-            aligner = native_aligner()
-            for line in todo:
-                got = aligner.line_stats(line)
+            for line, got in zip(todo, native_aligner().score_lines(todo)):
                 if got is None:
                     from radeval.errors import RadevalError
 

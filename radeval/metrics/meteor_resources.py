@@ -160,21 +160,6 @@ def fold_keys(word_keys: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         return k ^ (lengths.astype(np.uint64) * _LEN_SALT)
 
 
-def ngram_keys(word_keys: np.ndarray, max_len: int) -> np.ndarray:
-    """(max_len, n) array: [l-1, i] = key of words[i:i+l] (0 where it runs past the end)."""
-    n = len(word_keys)
-    out = np.zeros((max_len, n), dtype=np.uint64)
-    k = np.zeros(n, dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        for length in range(1, max_len + 1):
-            m = n - length + 1
-            if m <= 0:
-                break
-            k = k[:m] * _P + word_keys[length - 1 :]
-            out[length - 1, :m] = k ^ (np.uint64(length) * _LEN_SALT)
-    return out
-
-
 class Paraphrases:
     """``ParaphraseTransducer`` as sorted arrays.
 
@@ -192,9 +177,6 @@ class Paraphrases:
         self.para_lens = np.asarray(arrays["para_lens"])
         self.max_ref_len = int(arrays["max_ref_len"][0])
         self.max_para_len = int(arrays["max_para_len"][0])
-        # phrase key -> row, for per-word lookups from Python (430k entries, ~0.1 s to build)
-        self.index = dict(zip(self.ref_keys.tolist(), range(len(self.ref_keys))))
-        self.starts_list = self.starts.tolist()
 
     @classmethod
     def load(cls) -> Paraphrases:

@@ -109,6 +109,50 @@ def normalize_line(line: str, nbp: dict[str, int]) -> str:
     return java_trim(_WHITE.sub(" ", s))
 
 
+# Cutting a line into pieces normalised on their own (see line_words): tokens made of ASCII
+# letters and digits only are left as they are by every rule, and a rule's match never spans
+# the space next to such a token, so only the runs of other tokens need the regular expressions.
+_PIECEWISE_UNSAFE = re.compile("[\x00-\x1f\u00a0\u2000-\u200a\u202f\u205f\u3000]|DOTMULTI")
+_OTHER_TOKEN = "[^ ]*[^A-Za-z0-9 ][^ ]*"
+# a maximal run of other tokens, and the first character of the plain token after it (the
+# nonbreaking-prefix rule looks at the next word's first character)
+_OTHER_RUN = re.compile(f"(?<![^ ])({_OTHER_TOKEN}(?: +{_OTHER_TOKEN})*)(?![^ ])(?=(?: +([A-Za-z0-9]))?)")
+
+
+# plain tokens and lone '.' / ',' (no rule changes a lone '.'; a lone ',' only gains spaces)
+_PLAIN_LINE = re.compile(r"(?:(?:[A-Za-z0-9]+|[.,])(?: +(?:[A-Za-z0-9]+|[.,]))*)?")
+
+
+def line_words(line: str, nbp: dict[str, int], runs: dict[str, list[str]]) -> list[str]:
+    """``string_tokenize(normalize_line(line, nbp).lower())`` for a trimmed line, computed
+    piece by piece: plain tokens (ASCII letters and digits) pass through, each run of other
+    tokens is normalised alone (with the next plain token's first letter after it, then
+    dropped) and cached in ``runs``. Exact, because no rule touches a plain token or reaches
+    across the space beside it, lower-casing is per word, and the only rule that looks at a
+    neighbour (a word ending in '.') looks at the next word's first character. Lines with
+    other white space, control characters or the normaliser's placeholder word go whole."""
+    if _PIECEWISE_UNSAFE.search(line):
+        return string_tokenize(normalize_line(line, nbp).lower())
+    if _PLAIN_LINE.fullmatch(line):  # e.g. r2gen-normalised text: nothing for the rules to do
+        return line.lower().split()
+    pieces = _OTHER_RUN.split(line)  # plain text, run, next letter, plain text, ...
+    out = pieces[0].lower().split()
+    for k in range(1, len(pieces), 3):
+        run, nxt = pieces[k], pieces[k + 1]
+        piece = run if nxt is None else f"{run} {nxt}"
+        got = runs.get(piece)
+        if got is None:
+            got = string_tokenize(normalize_line(piece, nbp).lower())
+            if nxt is not None:
+                got.pop()  # the borrowed letter, a word of its own
+            if len(runs) >= 100_000:
+                runs.clear()
+            runs[piece] = got
+        out += got
+        out += pieces[k + 2].lower().split()
+    return out
+
+
 def split_score_line(line: str) -> list[str]:
     """``line.split("\\\\|\\\\|\\\\|")`` with Java's dropping of trailing empty strings."""
     parts = line.split("|||")
