@@ -99,6 +99,17 @@ def test_probe_own_reward_and_paired_change(tmp_path):
     assert vis["start_checkpoint"] == "text" and vis["change"]["value"] == pytest.approx(0.0) and not vis["rises"]
 
 
+def test_provenance_takes_a_config_outside_the_repository(tmp_path):
+    """`study --config FILE` with FILE anywhere: provenance names it by its own path (it crashed before)."""
+    from experiments.synthetic_cxr import study, study_report
+
+    cfg = tmp_path / "my_study.yaml"
+    cfg.write_bytes((study.CONFIGS / "smoke.yaml").read_bytes())
+    prov = study_report.provenance(cfg, study.load_study(cfg), ["python", "-m", "x"])
+    assert str(cfg.resolve()) in prov["config_sha256"]
+    assert "experiments/synthetic_cxr/configs/text.yaml" in prov["config_sha256"]
+
+
 @pytest.mark.slow
 def test_study_smoke_end_to_end(tmp_path):
     """The committed command at smoke sizes (CI): every stage runs, results/ gets its files."""

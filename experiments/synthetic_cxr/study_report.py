@@ -76,6 +76,11 @@ def _git(*args: str) -> str | None:
         return None
 
 
+def _config_name(p: Path) -> str:
+    p = Path(p).resolve()
+    return str(p.relative_to(HERE.parents[1])) if p.is_relative_to(HERE.parents[1]) else str(p)
+
+
 def provenance(cfg_path: Path, study: dict, argv: list[str]) -> dict[str, Any]:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -93,9 +98,8 @@ def provenance(cfg_path: Path, study: dict, argv: list[str]) -> dict[str, Any]:
     dirty = _git("status", "--porcelain", "--", str(HERE))
     return {
         "command": " ".join(argv),
-        "config_sha256": {
-            str(p.relative_to(HERE.parents[1])): hashlib.sha256(p.read_bytes()).hexdigest() for p in cfgs
-        },
+        # repository-relative names; a --config outside the repository keeps its own path
+        "config_sha256": {_config_name(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in cfgs},
         "git_commit": _git("rev-parse", "HEAD"),
         "git_dirty_experiment_files": bool(dirty) if dirty is not None else None,
         "python": sys.version.split()[0],
