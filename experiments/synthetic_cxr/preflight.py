@@ -140,20 +140,25 @@ def summarize(comps: dict[str, np.ndarray], *, bootstrap: int = 2000, seed: int 
     return out
 
 
-def run_preflight(
-    sft_final: Path, cases_path: Path, expert_dir: Path, out: Path, *, seed: int, field_: str, n_images: int, G: int
-) -> dict[str, Any]:
-    """Sample, score, summarise; writes the raw per-completion scores to ``out``."""
+def training_draw(cases_path: Path, field_: str, seed: int, out: Path, n_images: int) -> tuple[list[dict], Any]:
+    """The seed's fixed draw of training records (pre-flight and probe use the same images) and stage text's config."""
     from experiments.synthetic_cxr.study import CONFIGS, _common
     from trainers.config import load_config
     from trainers.data import load_records
 
-    out.mkdir(parents=True, exist_ok=True)
     cfg = load_config(CONFIGS / "text.yaml", _common(cases_path, field_, seed, out), stage="text")
     records = load_records(cfg.data, "train")
     rng = np.random.default_rng(1000 + seed)
     pick = sorted(rng.choice(len(records), size=min(n_images, len(records)), replace=False).tolist())
-    records = [records[i] for i in pick]
+    return [records[i] for i in pick], cfg
+
+
+def run_preflight(
+    sft_final: Path, cases_path: Path, expert_dir: Path, out: Path, *, seed: int, field_: str, n_images: int, G: int
+) -> dict[str, Any]:
+    """Sample, score, summarise; writes the raw per-completion scores to ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    records, cfg = training_draw(cases_path, field_, seed, out, n_images)
     comps_text = sample_groups(sft_final, records, G, seed, cfg)
     comps = score_components(comps_text, records, cases_path, expert_dir, cfg)
     with (out / "samples.jsonl").open("w", encoding="utf-8") as fh:

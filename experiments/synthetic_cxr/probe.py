@@ -41,19 +41,6 @@ def own_reward(arm: str, cols: dict[str, np.ndarray], lambda_vis: float) -> np.n
     return text
 
 
-def probe_records(cases: Path, field_: str, seed: int, out: Path, n_images: int) -> tuple[list[dict], Any]:
-    """The probe images: the pre-flight's draw of training records (same seed, same images)."""
-    from experiments.synthetic_cxr.study import CONFIGS, _common
-    from trainers.config import load_config
-    from trainers.data import load_records
-
-    cfg = load_config(CONFIGS / "text.yaml", _common(cases, field_, seed, out), stage="text")
-    records = load_records(cfg.data, "train")
-    rng = np.random.default_rng(1000 + seed)
-    pick = sorted(rng.choice(len(records), size=min(n_images, len(records)), replace=False).tolist())
-    return [records[i] for i in pick], cfg
-
-
 def run_probe(
     checkpoints: dict[str, Path],
     cases: Path,
@@ -67,7 +54,7 @@ def run_probe(
 ) -> dict[str, Any]:
     """Sample and score every checkpoint on the same images; writes ``out/probe.json``."""
     out.mkdir(parents=True, exist_ok=True)
-    records, cfg = probe_records(cases, field_, seed, out, n_images)
+    records, cfg = preflight.training_draw(cases, field_, seed, out, n_images)
     res: dict[str, Any] = {"seed": seed, "n_images": len(records), "G": G, "ids": [r["id"] for r in records]}
     res["checkpoints"] = {}
     for name, ck in checkpoints.items():
