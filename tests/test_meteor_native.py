@@ -75,6 +75,30 @@ def test_normaliser_known_answers():
     assert words("  ") == []
 
 
+@needs_coco
+def test_piecewise_words_equal_the_whole_line_normaliser():
+    # line_words normalises only the runs of non-plain tokens; it must give what the jar's
+    # normaliser gives on the whole line (report corpus in three modes, and character soup
+    # built from what the normaliser's rules look at)
+    import random
+
+    from radeval.metrics.meteor_resources import nonbreaking_prefixes
+    from radeval.metrics.meteor_text import java_trim, line_words, normalize_line, string_tokenize
+    from radeval.tokenize import normalize
+    from tests.report_corpus import report_pairs
+
+    nbp = nonbreaking_prefixes()
+    texts = [t for p in report_pairs(1500, seed=3) for t in p]
+    lines = [java_trim(x) for mode in ("r2gen-mimic", "r2gen-iu", "whitespace") for x in normalize(texts, mode)]
+    rng = random.Random(16)
+    alphabet = list("aZ09 .,-'`\"\u2019\u2018\u201c\u201d\u2013\u2014\u2026\u00d7\u00b0|#$/:;!?()")
+    alphabet += ["  ", "Dr.", "No.", "U.S.", "e.g.", "1,000", "3.5", "..", "...", "'s", "n't", " a", " B", "DOTMULTI"]
+    lines += [java_trim("".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40)))) for _ in range(10_000)]
+    runs: dict[str, list[str]] = {}
+    for line in lines:
+        assert line_words(line, nbp, runs) == string_tokenize(normalize_line(line, nbp).lower()), line
+
+
 def test_java_hash_and_length():
     from radeval.metrics.meteor_text import java_hash, java_length
 

@@ -386,24 +386,27 @@ def _segment(
     cap = raw.shape[0]
     cnt = 0
     # candidates in the jar's order, appended to raw: (ref start, ref len, test start, test len, module)
+    # the words' hashes in line order (the n1 x n2 loops below then read contiguous memory)
+    th1, th2 = jh[t_ids], jh[r_ids]
     for j in range(n2):  # exact (by Java hashCode)
-        h = jh[r_ids[j]]
+        h = th2[j]
         for i in range(n1):
-            if jh[t_ids[i]] == h:
+            if th1[i] == h:
                 if cnt < cap:
                     raw[cnt, 0], raw[cnt, 1], raw[cnt, 2], raw[cnt, 3], raw[cnt, 4] = j, 1, i, 1, 0
                 cnt += 1
     same = n1 == n2
     if same:
         for i in range(n1):
-            if jh[t_ids[i]] != jh[r_ids[i]]:
+            if th1[i] != th2[i]:
                 same = False
                 break
     if not same:  # identical lines: the jar runs the exact stage only
+        st1 = sh[t_ids]
         for j in range(n2):  # stem
-            s, h = sh[r_ids[j]], jh[r_ids[j]]
+            s, h = sh[r_ids[j]], th2[j]
             for i in range(n1):
-                if sh[t_ids[i]] == s and jh[t_ids[i]] != h:
+                if st1[i] == s and th1[i] != h:
                     if cnt < cap:
                         raw[cnt, 0], raw[cnt, 1], raw[cnt, 2], raw[cnt, 3], raw[cnt, 4] = j, 1, i, 1, 1
                     cnt += 1

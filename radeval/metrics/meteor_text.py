@@ -110,46 +110,75 @@ def normalize_line(line: str, nbp: dict[str, int]) -> str:
 
 
 # Cutting a line into pieces normalised on their own (see line_words): tokens made of ASCII
-# letters and digits only are left as they are by every rule, and a rule's match never spans
-# the space next to such a token, so only the runs of other tokens need the regular expressions.
+# letters and digits only, and lone '.' and ',', are left as they are by every rule, and a
+# rule's match never spans the space next to such a token, so only the runs of other tokens
+# need the regular expressions.
 _PIECEWISE_UNSAFE = re.compile("[\x00-\x1f\u00a0\u2000-\u200a\u202f\u205f\u3000]|DOTMULTI")
-_OTHER_TOKEN = "[^ ]*[^A-Za-z0-9 ][^ ]*"
-# a maximal run of other tokens, and the first character of the plain token after it (the
-# nonbreaking-prefix rule looks at the next word's first character)
-_OTHER_RUN = re.compile(f"(?<![^ ])({_OTHER_TOKEN}(?: +{_OTHER_TOKEN})*)(?![^ ])(?=(?: +([A-Za-z0-9]))?)")
-
-
 # plain tokens and lone '.' / ',' (no rule changes a lone '.'; a lone ',' only gains spaces)
 _PLAIN_LINE = re.compile(r"(?:(?:[A-Za-z0-9]+|[.,])(?: +(?:[A-Za-z0-9]+|[.,]))*)?")
 
 
+# A character that makes its token "other": outside ASCII letters, digits, '.', ',' and the
+# separator, or a '.' / ',' inside a longer token. Lone '.' and ',' count as plain (see above).
+# (Every branch starts with a character class, so the regex engine skips plain text in C.)
+_OTHER_CHAR = re.compile(r"[^A-Za-z0-9 .,]|[.,](?:(?<=[^ ][.,])|(?=[^ ]))")
+
+
+def _is_plain(token: str) -> bool:
+    """ASCII letters and digits only (str.isalnum alone would admit other scripts), or a lone
+    '.' or ','."""
+    return (token.isascii() and token.isalnum()) or token == "." or token == ","
+
+
 def line_words(line: str, nbp: dict[str, int], runs: dict[str, list[str]]) -> list[str]:
     """``string_tokenize(normalize_line(line, nbp).lower())`` for a trimmed line, computed
-    piece by piece: plain tokens (ASCII letters and digits) pass through, each run of other
-    tokens is normalised alone (with the next plain token's first letter after it, then
-    dropped) and cached in ``runs``. Exact, because no rule touches a plain token or reaches
-    across the space beside it, lower-casing is per word, and the only rule that looks at a
-    neighbour (a word ending in '.') looks at the next word's first character. Lines with
-    other white space, control characters or the normaliser's placeholder word go whole."""
-    if _PIECEWISE_UNSAFE.search(line):
-        return string_tokenize(normalize_line(line, nbp).lower())
-    if _PLAIN_LINE.fullmatch(line):  # e.g. r2gen-normalised text: nothing for the rules to do
+    piece by piece: plain tokens (ASCII letters and digits, lone '.' and ',') pass through,
+    each maximal run of other tokens (as spaced in the line) is normalised alone, with the
+    next token's first character after it (then dropped), and cached in ``runs``. Exact,
+    because no rule changes a plain token or reaches across the space beside it, lower-casing
+    is per word, and the only rule that looks at a neighbour (a word ending in '.') looks at
+    the next word's first character. Lines with other white space, control characters or the
+    normaliser's placeholder word go whole (tests/test_meteor_native.py checks the equality)."""
+    m = _OTHER_CHAR.search(line)
+    if m is None and "DOTMULTI" not in line:
+        # only plain tokens (e.g. r2gen-normalised text): nothing for the rules to do
         return line.lower().split()
-    pieces = _OTHER_RUN.split(line)  # plain text, run, next letter, plain text, ...
-    out = pieces[0].lower().split()
-    for k in range(1, len(pieces), 3):
-        run, nxt = pieces[k], pieces[k + 1]
-        piece = run if nxt is None else f"{run} {nxt}"
+    if not (line.isascii() and line.isprintable() and "DOTMULTI" not in line) and _PIECEWISE_UNSAFE.search(line):
+        return string_tokenize(normalize_line(line, nbp).lower())
+    # Only ' ' separates tokens here (the check above).
+    n = len(line)
+    out: list[str] = []
+    done = 0  # line[:done] is in out
+    while m is not None:
+        start = line.rfind(" ", 0, m.start()) + 1  # the other token's start
+        end = line.find(" ", m.start())
+        end = n if end < 0 else end
+        nxt = ""  # first character of the plain token after the run, if any
+        while end < n:  # extend the run over the following other tokens
+            j = end
+            while line[j] == " ":  # a trimmed line does not end in a space
+                j += 1
+            stop = line.find(" ", j)
+            stop = n if stop < 0 else stop
+            if _is_plain(line[j:stop]):
+                nxt = line[j]
+                break
+            end = stop
+        out += line[done:start].lower().split()
+        run = line[start:end]
+        piece = f"{run} {nxt}" if nxt else run
         got = runs.get(piece)
         if got is None:
             got = string_tokenize(normalize_line(piece, nbp).lower())
-            if nxt is not None:
-                got.pop()  # the borrowed letter, a word of its own
+            if nxt:
+                got.pop()  # the borrowed character, a word of its own
             if len(runs) >= 100_000:
                 runs.clear()
             runs[piece] = got
         out += got
-        out += pieces[k + 2].lower().split()
+        done = end
+        m = _OTHER_CHAR.search(line, end)
+    out += line[done:].lower().split()
     return out
 
 
