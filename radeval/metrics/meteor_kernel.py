@@ -235,6 +235,7 @@ def _resolve(n2, cptr, mt, mk, fixed, fcov2, free2, num, u1, order, nodes):
     for current in range(n2):
         nx = 1 - cur
         size = 0
+        last_p, last_d = np.int64(0), np.int64(0)  # P and D of order[nx, BEAM - 1] once the beam is full
         qlo, qhi = cptr[current], cptr[current + 1]
         # no partial alignment gains more than this at this step (a fixed match is taken only
         # where the word is covered by one: a parent's IDX never lags behind its CE)
@@ -250,9 +251,8 @@ def _resolve(n2, cptr, mt, mk, fixed, fcov2, free2, num, u1, order, nodes):
                 # what it makes has at most `gain` more rank, at least its chunks and distance;
                 # if even that is not ahead of the last kept one, neither is anything a later
                 # parent (behind this one) makes
-                w = order[nx, BEAM - 1]
                 bound = ((rank + gain) << 32) - chunks
-                if bound < num[nx, w, P] or (bound == num[nx, w, P] and dist >= num[nx, w, D]):
+                if bound < last_p or (bound == last_p and dist >= last_d):
                     break
             idx, last, chain, ce = num[cur, s, IDX], num[cur, s, LAST], num[cur, s, CHAIN], num[cur, s, CE]
             covered = fcov2[current] or current < ce
@@ -293,8 +293,7 @@ def _resolve(n2, cptr, mt, mk, fixed, fcov2, free2, num, u1, order, nodes):
                 p2 = (r2 << 32) - c2
                 keep = size
                 if size == BEAM:
-                    w = order[nx, BEAM - 1]
-                    if p2 > num[nx, w, P] or (p2 == num[nx, w, P] and d2 < num[nx, w, D]):
+                    if p2 > last_p or (p2 == last_p and d2 < last_d):
                         keep = BEAM - 1  # the last one drops out; its slot is reused
                     else:
                         keep = -1
@@ -325,6 +324,9 @@ def _resolve(n2, cptr, mt, mk, fixed, fcov2, free2, num, u1, order, nodes):
                         k -= 1
                     order[nx, k] = t
                     size = keep + 1
+                    if size == BEAM:  # the one a newcomer must beat (kept in locals: read per child)
+                        w = order[nx, BEAM - 1]
+                        last_p, last_d = num[nx, w, P], num[nx, w, D]
                 if kind == _CHILD:
                     q += 1
                 elif kind == _SKIP:
