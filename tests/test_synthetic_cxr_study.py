@@ -157,3 +157,20 @@ def test_study_smoke_end_to_end(tmp_path):
     with pytest.raises(SystemExit) as e:
         pilot.main(["arm", *common, "--steps", "2"])
     assert e.value.code == 2
+
+
+def test_provenance_dirty_flag_ignores_the_study_outputs():
+    """A previous run's results/ and README table are outputs, not inputs: they do not make a run dirty."""
+    from experiments.synthetic_cxr.study_report import _dirty_inputs
+
+    porcelain = "\n".join(
+        [
+            " M experiments/synthetic_cxr/results/results.json",
+            " M experiments/synthetic_cxr/README.md",
+            "?? experiments/synthetic_cxr/work-results/",
+            " M experiments/synthetic_cxr/configs/visual.yaml",
+            " M probe.py",
+        ]
+    )
+    assert _dirty_inputs(porcelain) == ["experiments/synthetic_cxr/configs/visual.yaml", "probe.py"]
+    assert _dirty_inputs("") == []

@@ -76,6 +76,21 @@ def _git(*args: str) -> str | None:
         return None
 
 
+# What the study itself writes: a previous run's results/ and README table do not make the
+# next run's inputs (code, configs) dirty.
+_OUTPUTS = ("results/", "README.md", "work-")
+
+
+def _dirty_inputs(porcelain: str) -> list[str]:
+    """Paths in ``git status --porcelain`` output (run in this folder) that are inputs of the study."""
+    names = []
+    for line in porcelain.splitlines():
+        path = line[3:].split(" -> ")[-1].strip('"')
+        if not path.split("synthetic_cxr/", 1)[-1].startswith(_OUTPUTS):
+            names.append(path)
+    return names
+
+
 def _config_name(p: Path) -> str:
     p = Path(p).resolve()
     return str(p.relative_to(HERE.parents[1])) if p.is_relative_to(HERE.parents[1]) else str(p)
@@ -95,13 +110,15 @@ def provenance(cfg_path: Path, study: dict, argv: list[str]) -> dict[str, Any]:
             versions[p] = version(p)
         except PackageNotFoundError:
             versions[p] = None
-    dirty = _git("status", "--porcelain", "--", str(HERE))
+    status = _git("status", "--porcelain", "--", str(HERE))
+    dirty = None if status is None else _dirty_inputs(status)
     return {
         "command": " ".join(argv),
         # repository-relative names; a --config outside the repository keeps its own path
         "config_sha256": {_config_name(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in cfgs},
         "git_commit": _git("rev-parse", "HEAD"),
-        "git_dirty_experiment_files": bool(dirty) if dirty is not None else None,
+        "git_dirty_experiment_files": bool(dirty) if dirty is not None else None,  # code or configs
+        "git_dirty_files": dirty,
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "packages": versions,
