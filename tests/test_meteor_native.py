@@ -138,13 +138,27 @@ def test_adversarial_statistics_equal_the_jar():
         assert a.tolist() == b.tolist(), line[:200]
 
 
+@needs_coco
+def test_metric_path_equals_the_protocol_line_path():
+    # MeteorNative.stats hands the two sanitised sides to the aligner instead of a protocol line
+    from radeval.metrics import meteor as meteor_mod
+    from radeval.metrics.meteor import MeteorNative, aggregation_rows, native_aligner, score_line
+
+    hyps = [h for h, _ in ADVERSARIAL] + ["a |||| b ||||| c", "||", "x |", "| y"]
+    refs = [r for _, r in ADVERSARIAL] + ["|||||| a", "b ||", "||| x", "y |||"]
+    meteor_mod._NATIVE_CACHE.clear()
+    lines = [score_line(h, r) for h, r in zip(hyps, refs)]
+    by_line = aggregation_rows(np.array(native_aligner().score_lines(lines), dtype=np.float64))
+    assert np.array_equal(MeteorNative(tokenize="whitespace").stats(hyps, refs), by_line)
+
+
 @needs_jar
 @pytest.mark.parametrize("mode", ["r2gen-mimic", "r2gen-iu", "whitespace", "ptb"])
 def test_report_pairs_equal_the_jar_every_mode(mode):
     """200 seeded pairs per mode: raw statistics identical, sample and corpus scores equal."""
     from radeval.coco import meteor_jar, meteor_score_lines
     from radeval.metrics import meteor as meteor_mod
-    from radeval.metrics.meteor import MeteorNative, _parse_stats, score_line
+    from radeval.metrics.meteor import MeteorNative, _parse_stats, aggregation_rows, score_line
     from radeval.tokenize import normalize
     from tests.report_corpus import report_pairs
 
@@ -152,10 +166,10 @@ def test_report_pairs_equal_the_jar_every_mode(mode):
     hyps, refs = [h for h, _ in pairs], [r for _, r in pairs]
     lines = [score_line(h, r) for h, r in zip(normalize(hyps, mode), normalize(refs, mode))]
     meteor_mod._NATIVE_CACHE.clear()
-    res = MeteorNative(tokenize=mode).score(hyps, refs)
-    nat = np.array([meteor_mod._NATIVE_CACHE[line] for line in lines])
+    metric = MeteorNative(tokenize=mode)
+    res = metric.score(hyps, refs)
     jar = np.array([_parse_stats(line, a) for line, a in zip(lines, meteor_score_lines(lines))])
-    assert np.array_equal(jar, nat)
+    assert np.array_equal(aggregation_rows(jar), metric.stats(hyps, refs))
     seg, corpus = meteor_jar().evaluate([" ".join(repr(x) for x in row) for row in jar.tolist()])
     np.testing.assert_allclose(res.sample["meteor"], seg, rtol=0, atol=1e-9)
     assert res.corpus["meteor"] == pytest.approx(corpus, abs=1e-9)

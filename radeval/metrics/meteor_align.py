@@ -169,5 +169,15 @@ class Aligner:
             out.append(tuple(stats[best].tolist()))
         return out
 
+    def score_sides(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+        """The statistics of ``score_line``'s (test, reference) parts given directly, (n, 23):
+        what ``score_lines`` answers for lines that split into exactly three parts (java_trim
+        drops the spaces around each part, so the parts need not carry them)."""
+        with self._lock:
+            if len(self._type_id) > MAX_TYPES:
+                self._reset_types()
+            ids = [(self._ids(test), self._ids(ref)) for test, ref in pairs]
+            return self.pair_stats(ids) if ids else np.zeros((0, 23))
+
     def line_stats(self, line: str) -> tuple[float, ...] | None:
         return self.score_lines([line])[0]

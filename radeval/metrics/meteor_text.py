@@ -121,6 +121,7 @@ _PLAIN_LINE = re.compile(r"(?:(?:[A-Za-z0-9]+|[.,])(?: +(?:[A-Za-z0-9]+|[.,]))*)
 # A character that makes its token "other": outside ASCII letters, digits, '.', ',' and the
 # separator, or a '.' / ',' inside a longer token. Lone '.' and ',' count as plain (see above).
 # (Every branch starts with a character class, so the regex engine skips plain text in C.)
+_NOT_PLAIN_CHAR = re.compile(r"[^A-Za-z0-9 .,]")
 _OTHER_CHAR = re.compile(r"[^A-Za-z0-9 .,]|[.,](?:(?<=[^ ][.,])|(?=[^ ]))")
 
 
@@ -139,6 +140,12 @@ def line_words(line: str, nbp: dict[str, int], runs: dict[str, list[str]]) -> li
     is per word, and the only rule that looks at a neighbour (a word ending in '.') looks at
     the next word's first character. Lines with other white space, control characters or the
     normaliser's placeholder word go whole (tests/test_meteor_native.py checks the equality)."""
+    if _NOT_PLAIN_CHAR.search(line) is None and "DOTMULTI" not in line:
+        # the common case (r2gen-normalised text), checked without _OTHER_CHAR's slower scan:
+        # only plain characters, and every '.' and ',' a token of its own
+        words = line.lower().split()
+        if line.count(".") + line.count(",") == words.count(".") + words.count(","):
+            return words
     m = _OTHER_CHAR.search(line)
     if m is None and "DOTMULTI" not in line:
         # only plain tokens (e.g. r2gen-normalised text): nothing for the rules to do
