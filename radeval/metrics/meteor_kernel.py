@@ -229,6 +229,8 @@ def _resolve(n2, cptr, mt, mk, fixed, fcov2, free2, num, u1, order, nodes):
         if fixed[j] >= 0:
             fixed_gain = max(fixed_gain, mt[fixed[j], INC])
     w1n = u1.shape[2]
+    key_p = np.empty(BEAM, dtype=np.int64)  # P and D of order[nx, k], this step's pool
+    key_d = np.empty(BEAM, dtype=np.int64)
     cur = 0
     size_c = 1
     order[0, 0] = 0
@@ -315,18 +317,23 @@ def _resolve(n2, cptr, mt, mk, fixed, fcov2, free2, num, u1, order, nodes):
                     if kind == _CHILD:
                         u1[nx, t, mt[q, TW_A]] |= mk[q, 0]
                         u1[nx, t, mt[q, TW_B]] |= mk[q, 1]
-                    k = keep  # move the kept ones behind it back by one (newcomers mostly go last)
+                    # move the kept ones behind it back by one; their sort keys sit beside
+                    # `order` in key_p / key_d, so the scan reads no slot through an index
+                    k = keep
                     while k > 0:
-                        o = order[nx, k - 1]
-                        if num[nx, o, P] > p2 or (num[nx, o, P] == p2 and num[nx, o, D] <= d2):
+                        kp = key_p[k - 1]
+                        if kp > p2 or (kp == p2 and key_d[k - 1] <= d2):
                             break
-                        order[nx, k] = o
+                        order[nx, k] = order[nx, k - 1]
+                        key_p[k] = kp
+                        key_d[k] = key_d[k - 1]
                         k -= 1
                     order[nx, k] = t
+                    key_p[k] = p2
+                    key_d[k] = d2
                     size = keep + 1
                     if size == BEAM:  # the one a newcomer must beat (kept in locals: read per child)
-                        w = order[nx, BEAM - 1]
-                        last_p, last_d = num[nx, w, P], num[nx, w, D]
+                        last_p, last_d = key_p[BEAM - 1], key_d[BEAM - 1]
                 if kind == _CHILD:
                     q += 1
                 elif kind == _SKIP:
