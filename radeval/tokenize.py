@@ -41,9 +41,9 @@ _R2GEN_DELETE = str.maketrans("", "", "\"/\\'")
 _R2GEN_DELETE_RE = re.compile("[\"/\\\\']")
 _SENTINEL = "\x00"  # marks R2Gen's sentence boundaries while the whole text is cleaned at once
 
-# (old, new, how many successive str.replace passes R2Gen applies)
-_IU_REPLACEMENTS: tuple[tuple[str, str, int], ...] = (
-    ("..", ".", 3),
+# (old, new, how many successive str.replace passes R2Gen applies): each mode's own head, then
+# the list-number patterns both apply
+_LIST_NUMBERS: tuple[tuple[str, str, int], ...] = (
     ("1. ", "", 1),
     (". 2. ", ". ", 1),
     (". 3. ", ". ", 1),
@@ -54,29 +54,39 @@ _IU_REPLACEMENTS: tuple[tuple[str, str, int], ...] = (
     (" 4. ", ". ", 1),
     (" 5. ", ". ", 1),
 )
-_MIMIC_REPLACEMENTS: tuple[tuple[str, str, int], ...] = (
+_LIST_NUMBER = re.compile(r"[1-5]\. ")  # in every list-number pattern
+_IU_HEAD: tuple[tuple[str, str, int], ...] = (("..", ".", 3),)
+_MIMIC_HEAD: tuple[tuple[str, str, int], ...] = (
     ("\n", " ", 1),
     ("__", "_", 7),
     ("  ", " ", 6),
     ("..", ".", 8),
-) + _IU_REPLACEMENTS[1:]
+)
 
 
-def _r2gen_clean(text: str, replacements: tuple[tuple[str, str, int], ...]) -> str:
+def _replace_passes(text: str, replacements: tuple[tuple[str, str, int], ...]) -> str:
     for old, new, times in replacements:
         for _ in range(times):
             if old not in text:  # later passes of the same pattern would change nothing
                 break
             text = text.replace(old, new)
+    return text
+
+
+def _r2gen_clean(text: str, head: tuple[tuple[str, str, int], ...]) -> str:
+    text = _replace_passes(text, head)
+    if _LIST_NUMBER.search(text):  # else none of the list-number patterns occurs: nothing to replace
+        text = _replace_passes(text, _LIST_NUMBERS)
     text = text.strip().lower()
     if _SENTINEL in text:
         return _r2gen_clean_sentences(text)
     # R2Gen cleans each ". "-separated sentence: delete "/\' then strip, lower, delete the
     # punctuation set. Done here on the whole text with the separators marked by a sentinel
     # (regular-expression deletion is several times faster than str.translate, and per-sentence
-    # calls dominated the cost); the result is the same string (tests/test_nlg_parity.py checks it against a
-    # transcription of R2Gen's code on the report corpus and on 20k character-soup strings). The second lower() is dropped: lower() is
-    # idempotent on every code point, and deleting or stripping characters makes no upper case.
+    # calls dominated the cost); the result is the same string (tests/test_nlg_parity.py checks
+    # it against a transcription of R2Gen's code on the report corpus and on 20k character-soup
+    # strings). The second lower() is dropped: lower() is idempotent on every code point, and
+    # deleting or stripping characters makes no upper case.
     pieces = _R2GEN_DELETE_RE.sub("", text.replace(". ", _SENTINEL)).split(_SENTINEL)
     joined = _SENTINEL.join([p.strip() for p in pieces])
     # R2Gen keeps empty sentences (its filter compares a string with a list, always true).
@@ -93,13 +103,13 @@ def _r2gen_clean_sentences(text: str) -> str:
 @lru_cache(maxsize=8192)
 def clean_r2gen_iu(text: str) -> str:
     """R2Gen's IU-Xray report cleaning."""
-    return _r2gen_clean(text, _IU_REPLACEMENTS)
+    return _r2gen_clean(text, _IU_HEAD)
 
 
 @lru_cache(maxsize=8192)
 def clean_r2gen_mimic(text: str) -> str:
     """R2Gen's MIMIC-CXR report cleaning."""
-    return _r2gen_clean(text, _MIMIC_REPLACEMENTS)
+    return _r2gen_clean(text, _MIMIC_HEAD)
 
 
 def check_mode(mode: str) -> str:
