@@ -142,19 +142,16 @@ class Aligner:
             return self._score_lines(lines)
 
     def _score_lines(self, lines: Sequence[str]) -> list[tuple[float, ...] | None]:
-        if len(self._type_id) > MAX_TYPES:
-            self._reset_types()
-        pairs: list[tuple[bytes, bytes]] = []
+        sides: list[tuple[str, str]] = []
         spans: list[tuple[int, int] | None] = []
         for line in lines:
             parts = split_score_line(line)
             if len(parts) < 3:
                 spans.append(None)
                 continue
-            test = self._ids(parts[-1])
-            spans.append((len(pairs), len(parts) - 2))
-            pairs.extend((test, self._ids(ref)) for ref in parts[1:-1])
-        stats = self.pair_stats(pairs) if pairs else np.zeros((0, 23))
+            spans.append((len(sides), len(parts) - 2))
+            sides.extend((parts[-1], ref) for ref in parts[1:-1])
+        stats = self._side_stats(sides)
         out: list[tuple[float, ...] | None] = []
         for span in spans:
             if span is None:
@@ -174,10 +171,14 @@ class Aligner:
         what ``score_lines`` answers for lines that split into exactly three parts (java_trim
         drops the spaces around each part, so the parts need not carry them)."""
         with self._lock:
-            if len(self._type_id) > MAX_TYPES:
-                self._reset_types()
-            ids = [(self._ids(test), self._ids(ref)) for test, ref in pairs]
-            return self.pair_stats(ids) if ids else np.zeros((0, 23))
+            return self._side_stats(pairs)
+
+    def _side_stats(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+        """(test text, reference text) pairs -> statistics, (n, 23); the caller holds the lock."""
+        if len(self._type_id) > MAX_TYPES:
+            self._reset_types()
+        ids = [(self._ids(test), self._ids(ref)) for test, ref in pairs]
+        return self.pair_stats(ids) if ids else np.zeros((0, 23))
 
     def line_stats(self, line: str) -> tuple[float, ...] | None:
         return self.score_lines([line])[0]

@@ -237,7 +237,6 @@ def _resolve(n2, cptr, mt, mk, fixed, fcov2, free2, num, u1, order, nodes):
     for current in range(n2):
         nx = 1 - cur
         size = 0
-        last_p, last_d = np.int64(0), np.int64(0)  # P and D of order[nx, BEAM - 1] once the beam is full
         qlo, qhi = cptr[current], cptr[current + 1]
         # no partial alignment gains more than this at this step (a fixed match is taken only
         # where the word is covered by one: a parent's IDX never lags behind its CE)
@@ -254,7 +253,7 @@ def _resolve(n2, cptr, mt, mk, fixed, fcov2, free2, num, u1, order, nodes):
                 # if even that is not ahead of the last kept one, neither is anything a later
                 # parent (behind this one) makes
                 bound = ((rank + gain) << 32) - chunks
-                if bound < last_p or (bound == last_p and dist >= last_d):
+                if bound < key_p[BEAM - 1] or (bound == key_p[BEAM - 1] and dist >= key_d[BEAM - 1]):
                     break
             idx, last, chain, ce = num[cur, s, IDX], num[cur, s, LAST], num[cur, s, CHAIN], num[cur, s, CE]
             covered = fcov2[current] or current < ce
@@ -295,7 +294,7 @@ def _resolve(n2, cptr, mt, mk, fixed, fcov2, free2, num, u1, order, nodes):
                 p2 = (r2 << 32) - c2
                 keep = size
                 if size == BEAM:
-                    if p2 > last_p or (p2 == last_p and d2 < last_d):
+                    if p2 > key_p[BEAM - 1] or (p2 == key_p[BEAM - 1] and d2 < key_d[BEAM - 1]):
                         keep = BEAM - 1  # the last one drops out; its slot is reused
                     else:
                         keep = -1
@@ -332,8 +331,6 @@ def _resolve(n2, cptr, mt, mk, fixed, fcov2, free2, num, u1, order, nodes):
                     key_p[k] = p2
                     key_d[k] = d2
                     size = keep + 1
-                    if size == BEAM:  # the one a newcomer must beat (kept in locals: read per child)
-                        last_p, last_d = key_p[BEAM - 1], key_d[BEAM - 1]
                 if kind == _CHILD:
                     q += 1
                 elif kind == _SKIP:

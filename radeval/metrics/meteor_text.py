@@ -114,12 +114,11 @@ def normalize_line(line: str, nbp: dict[str, int]) -> str:
 # rule's match never spans the space next to such a token, so only the runs of other tokens
 # need the regular expressions.
 _PIECEWISE_UNSAFE = re.compile("[\x00-\x1f\u00a0\u2000-\u200a\u202f\u205f\u3000]|DOTMULTI")
-# plain tokens and lone '.' / ',' (no rule changes a lone '.'; a lone ',' only gains spaces)
-_PLAIN_LINE = re.compile(r"(?:(?:[A-Za-z0-9]+|[.,])(?: +(?:[A-Za-z0-9]+|[.,]))*)?")
 
 
 # A character that makes its token "other": outside ASCII letters, digits, '.', ',' and the
-# separator, or a '.' / ',' inside a longer token. Lone '.' and ',' count as plain (see above).
+# separator, or a '.' / ',' inside a longer token. Lone '.' and ',' count as plain (no rule
+# changes a lone '.'; a lone ',' only gains spaces).
 # (Every branch starts with a character class, so the regex engine skips plain text in C.)
 _NOT_PLAIN_CHAR = re.compile(r"[^A-Za-z0-9 .,]")
 _OTHER_CHAR = re.compile(r"[^A-Za-z0-9 .,]|[.,](?:(?<=[^ ][.,])|(?=[^ ]))")
@@ -146,13 +145,11 @@ def line_words(line: str, nbp: dict[str, int], runs: dict[str, list[str]]) -> li
         words = line.lower().split()
         if line.count(".") + line.count(",") == words.count(".") + words.count(","):
             return words
-    m = _OTHER_CHAR.search(line)
-    if m is None and "DOTMULTI" not in line:
-        # only plain tokens (e.g. r2gen-normalised text): nothing for the rules to do
-        return line.lower().split()
     if not (line.isascii() and line.isprintable() and "DOTMULTI" not in line) and _PIECEWISE_UNSAFE.search(line):
         return string_tokenize(normalize_line(line, nbp).lower())
-    # Only ' ' separates tokens here (the check above).
+    # Only ' ' separates tokens here (the check above), and the line holds an other token (else
+    # the plain-line check would have returned), so the search below finds one.
+    m = _OTHER_CHAR.search(line)
     n = len(line)
     out: list[str] = []
     done = 0  # line[:done] is in out
