@@ -167,21 +167,30 @@ class Meteor(Metric):
             return np.zeros((0, len(STAT_NAMES)))
         hyps_n, refs_n = normalize(hyps, self.tokenize), normalize(refs, self.tokenize)
         lines = [score_line(h, r) for h, r in zip(hyps_n, refs_n)]
-        known = {line: _CACHE[line] for line in set(lines) if line in _CACHE}
-        todo = [line for line in dict.fromkeys(lines) if line not in known]
-        if todo:
+
+        def ask_jar(todo: list[str]) -> list[tuple[float, ...]]:
             from radeval.coco import meteor_score_lines
 
-            answers = meteor_score_lines(todo, self.jars)
-            parsed = {line: _parse_stats(line, answer) for line, answer in zip(todo, answers)}
-            known.update(parsed)
-            if len(_CACHE) + len(parsed) > _CACHE_MAX:
-                _CACHE.clear()
-            _CACHE.update(parsed)
-        return aggregation_rows(np.array([known[line] for line in lines], dtype=np.float64))
+            return [_parse_stats(line, a) for line, a in zip(todo, meteor_score_lines(todo, self.jars))]
+
+        return _cached_rows(lines, _CACHE, ask_jar)
 
     def from_totals(self, totals: np.ndarray) -> dict[str, np.ndarray]:
         return {"meteor": meteor_from_totals(totals)}
+
+
+def _cached_rows(keys: list, cache: dict, compute) -> np.ndarray:
+    """Aggregation rows for ``keys`` (protocol lines, or the pairs of sides sent natively):
+    the jar's statistics from ``cache``, ``compute(todo)`` giving them for the distinct keys
+    not yet there, in order."""
+    known = {key: cache[key] for key in set(keys) if key in cache}
+    todo = [key for key in dict.fromkeys(keys) if key not in known]
+    if todo:
+        known.update(zip(todo, compute(todo)))
+        if len(cache) + len(todo) > _CACHE_MAX:
+            cache.clear()
+        cache.update((key, known[key]) for key in todo)
+    return aggregation_rows(np.array([known[key] for key in keys], dtype=np.float64))
 
 
 def _parse_stats(line: str, answer: str) -> tuple[float, ...]:
@@ -240,15 +249,7 @@ class MeteorNative(Metric):
         # leaves runs of at most two '|'), so the line always splits into exactly these parts
         # (tests/test_meteor_native.py checks this path against score_lines on the adversarial cases).
         keys = [(sanitize_hypothesis(h), sanitize_reference(r)) for h, r in zip(hyps_n, refs_n)]
-        known = {key: _NATIVE_CACHE[key] for key in set(keys) if key in _NATIVE_CACHE}
-        todo = [key for key in dict.fromkeys(keys) if key not in known]
-        if todo:
-            rows = native_aligner().score_sides(todo)
-            known.update(zip(todo, map(tuple, rows.tolist())))
-            if len(_NATIVE_CACHE) + len(todo) > _CACHE_MAX:
-                _NATIVE_CACHE.clear()
-            _NATIVE_CACHE.update((key, known[key]) for key in todo)
-        return aggregation_rows(np.array([known[key] for key in keys], dtype=np.float64))
+        return _cached_rows(keys, _NATIVE_CACHE, lambda todo: map(tuple, native_aligner().score_sides(todo).tolist()))
 
     def from_totals(self, totals: np.ndarray) -> dict[str, np.ndarray]:
         return {"meteor": meteor_from_totals(totals)}
