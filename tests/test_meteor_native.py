@@ -75,28 +75,52 @@ def test_normaliser_known_answers():
     assert words("  ") == []
 
 
-@needs_coco
-def test_piecewise_words_equal_the_whole_line_normaliser():
-    # line_words normalises only the runs of non-plain tokens; it must give what the jar's
-    # normaliser gives on the whole line (report corpus in three modes, and character soup
-    # built from what the normaliser's rules look at)
+def _normaliser_lines() -> list[str]:
+    """Trimmed lines for the normaliser checks: the report corpus in three modes, and
+    character soup built from what the normaliser's rules look at (sentence separators too)."""
     import random
 
-    from radeval.metrics.meteor_resources import nonbreaking_prefixes
-    from radeval.metrics.meteor_text import java_trim, line_words, normalize_line, string_tokenize
+    from radeval.metrics.meteor_text import java_trim
     from radeval.tokenize import normalize
     from tests.report_corpus import report_pairs
 
-    nbp = nonbreaking_prefixes()
     texts = [t for p in report_pairs(1500, seed=3) for t in p]
     lines = [java_trim(x) for mode in ("r2gen-mimic", "r2gen-iu", "whitespace") for x in normalize(texts, mode)]
     rng = random.Random(16)
     alphabet = list("aZ09 .,-'`\"\u2019\u2018\u201c\u201d\u2013\u2014\u2026\u00d7\u00b0|#$/:;!?()")
     alphabet += ["  ", "Dr.", "No.", "U.S.", "e.g.", "1,000", "3.5", "..", "...", "'s", "n't", " a", " B", "DOTMULTI"]
+    alphabet += [" . ", " . ", "  . ", " .  ", "\t", "\u00a0"]
     lines += [java_trim("".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40)))) for _ in range(10_000)]
+    return lines
+
+
+@needs_coco
+def test_piecewise_words_equal_the_whole_line_normaliser():
+    # line_words normalises only the runs of non-plain tokens; it must give what the jar's
+    # normaliser gives on the whole line
+    from radeval.metrics.meteor_resources import nonbreaking_prefixes
+    from radeval.metrics.meteor_text import line_words, normalize_line, string_tokenize
+
+    nbp = nonbreaking_prefixes()
     runs: dict[str, list[str]] = {}
-    for line in lines:
+    for line in _normaliser_lines():
         assert line_words(line, nbp, runs) == string_tokenize(normalize_line(line, nbp).lower()), line
+
+
+@needs_coco
+def test_sentence_by_sentence_ids_equal_the_whole_line_normaliser():
+    # the aligner normalises and looks up each " . "-separated sentence once (sentence_keys);
+    # the ids of a line must be those of the jar's normaliser's words for the whole line
+    from radeval.metrics.meteor import native_aligner
+    from radeval.metrics.meteor_text import normalize_line, sentence_keys, string_tokenize
+
+    al = native_aligner()
+    lines = _normaliser_lines()
+    assert sum(sentence_keys(x) is not None and len(sentence_keys(x)) > 1 for x in lines) > 5000
+    for line in lines:
+        got = np.frombuffer(al._ids(line), dtype=np.int32).tolist()
+        words = string_tokenize(normalize_line(line, al.nbp).lower())
+        assert [al._type_id[t] for t in words] == got, line
 
 
 def test_java_hash_and_length():
@@ -184,6 +208,37 @@ def test_native_metric_basics():
     assert res.sample["meteor"][0] == pytest.approx(1.0 - 0.6 * 0.0, abs=0) or res.sample["meteor"][0] > 0.99
     assert res.sample["meteor"][1] == 0.0
     assert m.stats([], []).shape == (0, 23)
+
+
+@needs_coco
+def test_search_keys_order_as_the_jar_compares():
+    # the beam compares partial alignments by one packed key: more rank, then fewer chunks,
+    # then less distance; the widths must hold every value the segment can reach
+    from radeval.metrics.meteor_kernel import DIST, N_COLS, search_key_widths
+
+    mt = np.zeros((3, N_COLS), dtype=np.int64)
+    mt[:, DIST] = [5, 0, 7]
+    rb, cb, db, cmax, dmax = search_key_widths(10, 12, mt, 3)
+    assert (cmax, dmax) == (13, 24) and 2 * (10 + 12) + 2 < 2**rb and cmax < 2**cb and dmax < 2**db
+
+    def key(r, c, d):
+        return (((r << cb) + cmax - c) << db) + dmax - d
+
+    cases = [(r, c, d) for r in (0, 1, 45) for c in (0, 1, 13) for d in (0, 1, 24)]
+    by_key = sorted(cases, key=lambda x: key(*x), reverse=True)
+    assert by_key == sorted(cases, key=lambda x: (-x[0], x[1], x[2]))
+    assert key(2 * 22 + 2, 0, 0) < 2**63
+
+
+@needs_coco
+def test_too_long_for_the_search_keys_names_the_pair(monkeypatch):
+    from radeval.errors import InputError
+    from radeval.metrics.meteor import native_aligner
+
+    al = native_aligner()
+    monkeypatch.setattr(al, "pair_stats", lambda ids: np.full((len(ids), 23), np.nan))
+    with pytest.raises(InputError, match=r"METEOR pair 0 \(2 test words, 3 reference words\).*backend=jar"):
+        al.score_sides([("a b", "c d e")])
 
 
 @needs_coco

@@ -17,7 +17,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from radeval.metrics.meteor_text import java_hash, java_trim, line_words, split_score_line
+from radeval.errors import InputError
+from radeval.metrics.meteor_text import java_hash, java_trim, line_words, sentence_keys, split_score_line
 
 # Distinct words and texts kept between calls; past these the tables start over (ids are
 # only meaningful within one table, so the per-text cache goes with them).
@@ -49,6 +50,7 @@ class Aligner:
     def _reset_types(self) -> None:
         self._type_id: dict[str, int] = {}
         self._texts: dict[str, bytes] = {}  # one side's text -> its word ids (int32 bytes)
+        self._pieces: dict[str, bytes] = {}  # a sentence (meteor_text.sentence_keys) -> its word ids
         self._jh: list[int] = []
         self._sh: list[int] = []
         self._fn: list[bool] = []
@@ -61,6 +63,7 @@ class Aligner:
     def clear_text_caches(self) -> None:
         """Forget the texts seen (their word ids and normalised pieces); words stay known."""
         self._texts.clear()
+        self._pieces.clear()
         self._runs.clear()
 
     # ------------------------------------------------------------------ text
@@ -71,18 +74,34 @@ class Aligner:
     def _ids(self, part: str) -> bytes:
         got = self._texts.get(part)
         if got is None:
-            words = self.words(part)
-            ids = list(map(self._type_id.get, words))
-            if None in ids:
-                ids = [
-                    self._new_type(w) if t is None and w not in self._type_id else self._type_id[w]
-                    for w, t in zip(words, ids)
-                ]
-            got = array("i", ids).tobytes()  # C int: int32 (checked at import); faster than numpy for short lists
+            line = java_trim(part)
+            keys = sentence_keys(line)
+            got = self._word_ids(line_words(line, self.nbp, self._runs)) if keys is None else self._sentence_ids(keys)
             if len(self._texts) >= MAX_TEXTS:
                 self._texts.clear()
             self._texts[part] = got
         return got
+
+    def _sentence_ids(self, keys: list[str]) -> bytes:
+        """A line's word ids sentence by sentence (meteor_text.sentence_keys): reports repeat
+        sentences far more often than whole texts, so each is normalised and looked up once."""
+        pieces = self._pieces
+        out = []
+        for key in keys:
+            got = pieces.get(key)
+            if got is None:
+                got = self._word_ids(line_words(key, self.nbp, self._runs))
+                if len(pieces) >= MAX_TEXTS:
+                    pieces.clear()
+                pieces[key] = got
+            out.append(got)
+        return b"".join(out)
+
+    def _word_ids(self, words: list[str]) -> bytes:
+        ids = list(map(self._type_id.get, words))
+        if None in ids:
+            ids = [self._new_type(w) if t is None and w not in self._type_id else self._type_id[w] for w, t in zip(words, ids)]
+        return array("i", ids).tobytes()  # C int: int32 (checked at import); faster than numpy for short lists
 
     def _new_type(self, w: str) -> int:
         from radeval.metrics.meteor_resources import word_key
@@ -178,7 +197,15 @@ class Aligner:
         if len(self._type_id) > MAX_TYPES:
             self._reset_types()
         ids = [(self._ids(test), self._ids(ref)) for test, ref in pairs]
-        return self.pair_stats(ids) if ids else np.zeros((0, 23))
+        stats = self.pair_stats(ids) if ids else np.zeros((0, 23))
+        too_long = np.flatnonzero(np.isnan(stats[:, 0]))
+        if too_long.size:
+            k = int(too_long[0])
+            raise InputError(
+                f"METEOR pair {k} ({len(ids[k][0]) // 4} test words, {len(ids[k][1]) // 4} reference words) is too "
+                "long for the native aligner's search keys; score it with meteor.backend=jar"
+            )
+        return stats
 
     def line_stats(self, line: str) -> tuple[float, ...] | None:
         return self.score_lines([line])[0]

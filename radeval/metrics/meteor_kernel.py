@@ -204,33 +204,58 @@ REF, REF_LEN, TEST, TEST_LEN, MOD, INC, DIST, REF_END, TEST_END, TW_A, TW_B = ra
 N_COLS = 11
 
 # A partial alignment: a slot in one of two pools (this step's, the next step's), fields
-R, C, D, IDX, LAST, CHAIN, CE, P = range(8)
+R, C, D, IDX, LAST, CHAIN, CE = range(7)
 # R int rank, C chunks, D distance, IDX next reference
 # position, LAST end of the last match on the test side (-1: no chunk open), CHAIN the newest
 # node of its linked list of matches taken by the search (-1: none), CE the reference end of
 # the last match the search took. The jar keeps a bitset of used reference words per partial
 # alignment; as the search takes matches left to right, the used words at or after the
 # current position are exactly the fixed matches' and [current, CE), so CE stands in for it.
-# P = R * 2**32 - C orders by rank then chunks in one comparison (chunks < 2**32).
-N_FIELDS = 8
+N_FIELDS = 7
+
+# The search orders partial alignments by (R desc, C asc, D asc). It compares them by one
+# int64 key, R | cmax - C | dmax - D in bit fields wide enough for this segment (search_key_widths):
+# one comparison instead of up to two on (R, C) then D, and one key to move when inserting.
 
 # what a partial alignment of the step before turns into (one or more per parent)
 _PASS, _FIXED, _CHILD, _SKIP = range(4)
 
 
 @njit
-def _resolve(n2, cptr, mt, mk, fixed, fcov2, free2, num, u1, order, nodes):
+def search_key_widths(n1, n2, mt, cnt):
+    """Bit widths (rank, chunks, distance) and the largest chunks and distance for this
+    segment's packed search keys. Rank: each side's word counts once (<= n1 + n2), and the
+    pruning bound adds at most one more match's worth. Chunks: at most one per reference word,
+    plus one. Distance: along a partial alignment's history each candidate's distance is added
+    at most twice (once when a sibling is made at its step, the jar's quirk; once when taken),
+    so it stays below twice the sum of all candidates' distances."""
+    dsum = 0
+    for q in range(cnt):
+        dsum += mt[q, DIST]
+    rmax, cmax, dmax = 2 * (n1 + n2) + 2, n2 + 1, 2 * dsum
+    rb, cb, db = 1, 1, 1
+    while (1 << rb) <= rmax:
+        rb += 1
+    while (1 << cb) <= cmax:
+        cb += 1
+    while (1 << db) <= dmax:
+        db += 1
+    return rb, cb, db, cmax, dmax
+
+
+@njit
+def _resolve(n2, cptr, mt, mk, fixed, fcov2, free2, num, u1, order, nodes, cb, db, cmax, dmax):
     """The beam search from the start alignment (slot 0 of pool 0, prepared by the caller).
     ``fcov2``: reference words of fixed matches; ``free2[q]``: candidate q's reference words
-    are not among them. Returns the best alignment's chain, or -2 when ``nodes`` is full."""
+    are not among them; ``cb``, ``db``, ``cmax``, ``dmax``: the key's layout
+    (search_key_widths). Returns the best alignment's chain, or -2 when ``nodes`` is full."""
     n_nodes = 0
     fixed_gain = 0
     for j in range(n2):
         if fixed[j] >= 0:
             fixed_gain = max(fixed_gain, mt[fixed[j], INC])
     w1n = u1.shape[2]
-    key_p = np.empty(BEAM, dtype=np.int64)  # P and D of order[nx, k], this step's pool
-    key_d = np.empty(BEAM, dtype=np.int64)
+    keys = np.empty(BEAM, dtype=np.int64)  # the search key of order[nx, k], this step's pool
     cur = 0
     size_c = 1
     order[0, 0] = 0
@@ -252,8 +277,8 @@ def _resolve(n2, cptr, mt, mk, fixed, fcov2, free2, num, u1, order, nodes):
                 # what it makes has at most `gain` more rank, at least its chunks and distance;
                 # if even that is not ahead of the last kept one, neither is anything a later
                 # parent (behind this one) makes
-                bound = ((rank + gain) << 32) - chunks
-                if bound < key_p[BEAM - 1] or (bound == key_p[BEAM - 1] and dist >= key_d[BEAM - 1]):
+                bound = ((((rank + gain) << cb) + cmax - chunks) << db) + dmax - dist
+                if bound <= keys[BEAM - 1]:
                     break
             idx, last, chain, ce = num[cur, s, IDX], num[cur, s, LAST], num[cur, s, CHAIN], num[cur, s, CE]
             covered = fcov2[current] or current < ce
@@ -291,10 +316,10 @@ def _resolve(n2, cptr, mt, mk, fixed, fcov2, free2, num, u1, order, nodes):
                     break
                 # is it among the BEAM best so far? order[nx] keeps them sorted, the last
                 # furthest behind; a newcomer goes after those it ties with (created earlier)
-                p2 = (r2 << 32) - c2
+                k2 = (((r2 << cb) + cmax - c2) << db) + dmax - d2
                 keep = size
                 if size == BEAM:
-                    if p2 > key_p[BEAM - 1] or (p2 == key_p[BEAM - 1] and d2 < key_d[BEAM - 1]):
+                    if k2 > keys[BEAM - 1]:
                         keep = BEAM - 1  # the last one drops out; its slot is reused
                     else:
                         keep = -1
@@ -309,27 +334,25 @@ def _resolve(n2, cptr, mt, mk, fixed, fcov2, free2, num, u1, order, nodes):
                         nodes[n_nodes, 2] = chain
                         chain2 = n_nodes
                         n_nodes += 1
-                    num[nx, t, R], num[nx, t, C], num[nx, t, D], num[nx, t, P] = r2, c2, d2, p2
+                    num[nx, t, R], num[nx, t, C], num[nx, t, D] = r2, c2, d2
                     num[nx, t, IDX], num[nx, t, LAST], num[nx, t, CHAIN], num[nx, t, CE] = idx2, last2, chain2, ce2
                     for w in range(w1n):
                         u1[nx, t, w] = u1[cur, s, w]
                     if kind == _CHILD:
                         u1[nx, t, mt[q, TW_A]] |= mk[q, 0]
                         u1[nx, t, mt[q, TW_B]] |= mk[q, 1]
-                    # move the kept ones behind it back by one; their sort keys sit beside
-                    # `order` in key_p / key_d, so the scan reads no slot through an index
+                    # move the kept ones behind it back by one; their keys sit beside `order`
+                    # in `keys`, so the scan reads no slot through an index
                     k = keep
                     while k > 0:
-                        kp = key_p[k - 1]
-                        if kp > p2 or (kp == p2 and key_d[k - 1] <= d2):
+                        kk = keys[k - 1]
+                        if kk >= k2:
                             break
                         order[nx, k] = order[nx, k - 1]
-                        key_p[k] = kp
-                        key_d[k] = key_d[k - 1]
+                        keys[k] = kk
                         k -= 1
                     order[nx, k] = t
-                    key_p[k] = p2
-                    key_d[k] = d2
+                    keys[k] = k2
                     size = keep + 1
                 if kind == _CHILD:
                     q += 1
@@ -387,7 +410,8 @@ def _segment(
     out,
 ):
     """One pair's statistics into ``out``. Returns 0, or the rows ``raw``/``mt`` need (more
-    than they have), or -1 when ``nodes`` is too small: the caller grows them and calls again."""
+    than they have), or -1 when ``nodes`` is too small: the caller grows them and calls again;
+    -2 when the search keys would not fit 63 bits (tens of thousands of words a side)."""
     n1, n2 = t_ids.shape[0], r_ids.shape[0]
     cap = raw.shape[0]
     cnt = 0
@@ -581,7 +605,10 @@ def _segment(
         for k in range(mt[q, REF], mt[q, REF_END]):
             if fcov2[k]:
                 free2[q] = False
-    chain = _resolve(n2, cptr, mt, mk, fixed, fcov2, free2, num, u1, order, nodes)
+    rb, cb, db, cmax, dmax = search_key_widths(n1, n2, mt, cnt)
+    if rb + cb + db > 63:
+        return -2
+    chain = _resolve(n2, cptr, mt, mk, fixed, fcov2, free2, num, u1, order, nodes, cb, db, cmax, dmax)
     if chain == -2:
         return -1
     at = fixed[:n2].copy()  # the match starting at each reference position, or -1
@@ -647,7 +674,8 @@ def score_pairs(
     max_ref_len,
     max_para_len,
 ):
-    """The jar's 23 statistics for each pair (test = t_ids[t_off[k]:t_off[k+1]], reference alike)."""
+    """The jar's 23 statistics for each pair (test = t_ids[t_off[k]:t_off[k+1]], reference
+    alike); a row of NaN for a pair too long for the packed search keys."""
     n = t_off.shape[0] - 1
     out = np.zeros((n, N_STATS), dtype=np.float64)
     shead = np.full(max(n_synsets, 1), -1, dtype=np.int64)  # per synset: a test position list
@@ -693,8 +721,10 @@ def score_pairs(
             if got > 0:
                 rows = 2 * got
                 break
-            if got < 0:
+            if got == -1:
                 n_nodes *= 2
                 break
+            if got == -2:  # too long to score exactly here: NaN statistics, the caller says so
+                out[k, :] = np.nan
             k += 1
     return out

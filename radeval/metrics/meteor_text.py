@@ -130,6 +130,36 @@ def _is_plain(token: str) -> bool:
     return (token.isascii() and token.isalnum()) or token == "." or token == ","
 
 
+def plain_words(text: str) -> list[str] | None:
+    """The words of a text made of plain tokens only (no rule of the normaliser changes it),
+    or None. The common case (r2gen-normalised text), checked without _OTHER_CHAR's slower
+    scan: only plain characters, and every '.' and ',' a token of its own."""
+    if _NOT_PLAIN_CHAR.search(text) is None and "DOTMULTI" not in text:
+        words = text.lower().split()
+        if text.count(".") + text.count(",") == words.count(".") + words.count(","):
+            return words
+    return None
+
+
+def piecewise_safe(line: str) -> bool:
+    """Whether ``line_words`` may normalise this line piece by piece (no other white space,
+    control character or placeholder word; else it goes whole)."""
+    return (line.isascii() and line.isprintable() and "DOTMULTI" not in line) or _PIECEWISE_UNSAFE.search(line) is None
+
+
+def sentence_keys(line: str) -> list[str] | None:
+    """A trimmed line cut after each of its " . " separators into pieces that normalise on
+    their own: a piece ends with its separator's "." (the one neighbour a rule looks at is the
+    next word's first character, here that "."), so the line's words are the pieces' words
+    (``line_words`` of each) in order. None where the line must be normalised whole."""
+    if not piecewise_safe(line):
+        return None
+    pieces = line.split(" . ")
+    keys = [p + " ." for p in pieces]
+    keys[-1] = pieces[-1]
+    return keys
+
+
 def line_words(line: str, nbp: dict[str, int], runs: dict[str, list[str]]) -> list[str]:
     """``string_tokenize(normalize_line(line, nbp).lower())`` for a trimmed line, computed
     piece by piece: plain tokens (ASCII letters and digits, lone '.' and ',') pass through,
@@ -139,13 +169,10 @@ def line_words(line: str, nbp: dict[str, int], runs: dict[str, list[str]]) -> li
     is per word, and the only rule that looks at a neighbour (a word ending in '.') looks at
     the next word's first character. Lines with other white space, control characters or the
     normaliser's placeholder word go whole (tests/test_meteor_native.py checks the equality)."""
-    if _NOT_PLAIN_CHAR.search(line) is None and "DOTMULTI" not in line:
-        # the common case (r2gen-normalised text), checked without _OTHER_CHAR's slower scan:
-        # only plain characters, and every '.' and ',' a token of its own
-        words = line.lower().split()
-        if line.count(".") + line.count(",") == words.count(".") + words.count(","):
-            return words
-    if not (line.isascii() and line.isprintable() and "DOTMULTI" not in line) and _PIECEWISE_UNSAFE.search(line):
+    words = plain_words(line)
+    if words is not None:
+        return words
+    if not piecewise_safe(line):
         return string_tokenize(normalize_line(line, nbp).lower())
     # Only ' ' separates tokens here (the check above), and the line holds an other token (else
     # the plain-line check would have returned), so the search below finds one.
