@@ -45,8 +45,7 @@ def main() -> int:
     hyps, refs = [h for h, _ in pairs], [r for _, r in pairs]
     worst = 0.0
     for mode in a.modes.split(","):
-        tokenize.clean_r2gen_iu.cache_clear()
-        tokenize.clean_r2gen_mimic.cache_clear()
+        tokenize.clear_caches()
         ours, w1, c1 = _timed(lambda m=mode: Cider(tokenize=m).score(hyps, refs))
         hn, rn = normalize(hyps, mode), normalize(refs, mode)
         gts = {i: [r] for i, r in enumerate(rn)}

@@ -54,8 +54,7 @@ TOL = 1e-9
 
 
 def _clear_caches() -> None:
-    tokenize.clean_r2gen_iu.cache_clear()
-    tokenize.clean_r2gen_mimic.cache_clear()
+    tokenize.clear_caches()
     nlg._reference_info.cache_clear()
     nlg._coco_ref_tokens.cache_clear()
     coco._PTB_CACHE.clear()
@@ -68,8 +67,7 @@ def _clear_caches() -> None:
 def _clear_text_caches() -> None:
     """Forget every text seen (normalised text, METEOR lines, the native aligner's per-text
     word ids), keeping what is loaded: a warm process meeting new texts."""
-    tokenize.clean_r2gen_iu.cache_clear()
-    tokenize.clean_r2gen_mimic.cache_clear()
+    tokenize.clear_caches()
     meteor_mod._CACHE.clear()
     meteor_mod._NATIVE_CACHE.clear()
     if meteor_mod._ALIGNER is not None:

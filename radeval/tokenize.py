@@ -38,8 +38,9 @@ DEFAULT_TOKENIZE = "r2gen-mimic"
 # harmless after lower-casing); we spell the same set out.
 _R2GEN_STRIP = re.compile(r"[.,?;*!%^&_+()\]{}\x3a-\x5b]")
 _R2GEN_DELETE = str.maketrans("", "", "\"/\\'")
-_R2GEN_DELETE_RE = re.compile("[\"/\\\\']")
-_SENTINEL = "\x00"  # marks R2Gen's sentence boundaries while the whole text is cleaned at once
+# R2Gen's per-sentence cleaning, cached: reports repeat sentences far more than whole texts
+_SENTENCES: dict[str, str] = {}
+_SENTENCES_MAX = 200_000
 
 # (old, new, how many successive str.replace passes R2Gen applies): each mode's own head, then
 # the list-number patterns both apply
@@ -77,27 +78,31 @@ def _r2gen_clean(text: str, head: tuple[tuple[str, str, int], ...]) -> str:
     text = _replace_passes(text, head)
     if _LIST_NUMBER.search(text):  # else none of the list-number patterns occurs: nothing to replace
         text = _replace_passes(text, _LIST_NUMBERS)
-    text = text.strip().lower()
-    if _SENTINEL in text:
-        return _r2gen_clean_sentences(text)
-    # R2Gen cleans each ". "-separated sentence: delete "/\' then strip, lower, delete the
-    # punctuation set. Done here on the whole text with the separators marked by a sentinel
-    # (regular-expression deletion is several times faster than str.translate, and per-sentence
-    # calls dominated the cost); the result is the same string (tests/test_nlg_parity.py checks
-    # it against a transcription of R2Gen's code on the report corpus and on 20k character-soup
-    # strings). The second lower() is dropped: lower() is idempotent on every code point, and
-    # deleting or stripping characters makes no upper case.
-    pieces = _R2GEN_DELETE_RE.sub("", text.replace(". ", _SENTINEL)).split(_SENTINEL)
-    joined = _SENTINEL.join([p.strip() for p in pieces])
+    sentences = text.strip().lower().split(". ")
+    cleaned = list(map(_SENTENCES.get, sentences))
+    if None in cleaned:
+        for k, sentence in enumerate(sentences):
+            if cleaned[k] is None:
+                cleaned[k] = _r2gen_sentence(sentence)
+                if len(_SENTENCES) >= _SENTENCES_MAX:
+                    _SENTENCES.clear()
+                _SENTENCES[sentence] = cleaned[k]
     # R2Gen keeps empty sentences (its filter compares a string with a list, always true).
-    return _R2GEN_STRIP.sub("", joined).replace(_SENTINEL, " . ") + " ."
-
-
-def _r2gen_clean_sentences(text: str) -> str:
-    """R2Gen's per-sentence cleaning written as it is (texts holding the sentinel character)."""
-    sentences = text.split(". ")
-    cleaned = [_R2GEN_STRIP.sub("", s.translate(_R2GEN_DELETE).strip().lower()) for s in sentences]
     return " . ".join(cleaned) + " ."
+
+
+def _r2gen_sentence(sentence: str) -> str:
+    """R2Gen's cleaning of one sentence: delete "/\\' then strip, lower, delete the punctuation
+    set. (The text is lower-cased already; lower() is idempotent on every code point, and
+    deleting or stripping characters makes no upper case, so it is not repeated.)"""
+    return _R2GEN_STRIP.sub("", sentence.translate(_R2GEN_DELETE).strip())
+
+
+def clear_caches() -> None:
+    """Forget every text and sentence cleaned so far (benchmarks: a warm process meeting new text)."""
+    clean_r2gen_iu.cache_clear()
+    clean_r2gen_mimic.cache_clear()
+    _SENTENCES.clear()
 
 
 @lru_cache(maxsize=8192)

@@ -86,15 +86,14 @@ class Aligner:
         """A line's word ids sentence by sentence (meteor_text.sentence_keys): reports repeat
         sentences far more often than whole texts, so each is normalised and looked up once."""
         pieces = self._pieces
-        out = []
-        for key in keys:
-            got = pieces.get(key)
-            if got is None:
-                got = self._word_ids(line_words(key, self.nbp, self._runs))
-                if len(pieces) >= MAX_TEXTS:
-                    pieces.clear()
-                pieces[key] = got
-            out.append(got)
+        out = list(map(pieces.get, keys))
+        if None in out:
+            for k, key in enumerate(keys):
+                if out[k] is None:
+                    out[k] = self._word_ids(line_words(key, self.nbp, self._runs))
+                    if len(pieces) >= MAX_TEXTS:
+                        pieces.clear()
+                    pieces[key] = out[k]
         return b"".join(out)
 
     def _word_ids(self, words: list[str]) -> bytes:

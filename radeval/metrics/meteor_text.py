@@ -154,10 +154,8 @@ def sentence_keys(line: str) -> list[str] | None:
     (``line_words`` of each) in order. None where the line must be normalised whole."""
     if not piecewise_safe(line):
         return None
-    pieces = line.split(" . ")
-    keys = [p + " ." for p in pieces]
-    keys[-1] = pieces[-1]
-    return keys
+    # (a safe line holds no control character, so NUL can mark the cuts)
+    return line.replace(" . ", " .\x00").split("\x00")
 
 
 def line_words(line: str, nbp: dict[str, int], runs: dict[str, list[str]]) -> list[str]:
