@@ -130,17 +130,6 @@ def _is_plain(token: str) -> bool:
     return (token.isascii() and token.isalnum()) or token == "." or token == ","
 
 
-def plain_words(text: str) -> list[str] | None:
-    """The words of a text made of plain tokens only (no rule of the normaliser changes it),
-    or None. The common case (r2gen-normalised text), checked without _OTHER_CHAR's slower
-    scan: only plain characters, and every '.' and ',' a token of its own."""
-    if _NOT_PLAIN_CHAR.search(text) is None and "DOTMULTI" not in text:
-        words = text.lower().split()
-        if text.count(".") + text.count(",") == words.count(".") + words.count(","):
-            return words
-    return None
-
-
 def piecewise_safe(line: str) -> bool:
     """Whether ``line_words`` may normalise this line piece by piece (no other white space,
     control character or placeholder word; else it goes whole)."""
@@ -167,9 +156,12 @@ def line_words(line: str, nbp: dict[str, int], runs: dict[str, list[str]]) -> li
     is per word, and the only rule that looks at a neighbour (a word ending in '.') looks at
     the next word's first character. Lines with other white space, control characters or the
     normaliser's placeholder word go whole (tests/test_meteor_native.py checks the equality)."""
-    words = plain_words(line)
-    if words is not None:
-        return words
+    if _NOT_PLAIN_CHAR.search(line) is None and "DOTMULTI" not in line:
+        # the common case (r2gen-normalised text), checked without _OTHER_CHAR's slower scan:
+        # only plain characters, and every '.' and ',' a token of its own
+        words = line.lower().split()
+        if line.count(".") + line.count(",") == words.count(".") + words.count(","):
+            return words
     if not piecewise_safe(line):
         return string_tokenize(normalize_line(line, nbp).lower())
     # Only ' ' separates tokens here (the check above), and the line holds an other token (else
