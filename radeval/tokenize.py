@@ -40,7 +40,7 @@ _R2GEN_STRIP = re.compile(r"[.,?;*!%^&_+()\]{}\x3a-\x5b]")
 _R2GEN_DELETE = str.maketrans("", "", "\"/\\'")
 # R2Gen's per-sentence cleaning, cached: reports repeat sentences far more than whole texts
 _SENTENCES: dict[str, str] = {}
-_SENTENCES_MAX = 200_000
+_SENTENCES_MAX = 100_000  # (a few tens of MB at most; past it the cache starts over)
 
 # (old, new, how many successive str.replace passes R2Gen applies): each mode's own head, then
 # the list-number patterns both apply

@@ -136,13 +136,20 @@ def test_r2gen_cleaning_matches_transcription(pairs, mode, reference):
     ("mode", "reference"), [("r2gen-iu", r2gen_iu_reference), ("r2gen-mimic", r2gen_mimic_reference)]
 )
 def test_r2gen_cleaning_matches_transcription_on_character_soup(mode, reference):
-    # radeval cleans the whole text at once with a sentinel for the sentence breaks; strings
-    # built from the characters every step treats specially (the sentinel itself included)
+    # radeval caches R2Gen's per-sentence step; strings built from the characters every step
+    # treats specially, cleaned with an empty sentence cache and again with a full one
+    from radeval import tokenize
+
+    tokenize.clear_caches()
     rng = random.Random(14)
     alphabet = list("ab. .,\n_ :;-[]\\/'\"12345AZ()@^{}<>?!%&*+=`~|\t\x00\x1c\x85\u2028\u00a0\u3000")
     alphabet += ["..", "__", "  ", "1. ", " 2. ", ". 3. ", "\u0130", "\u00e9", "\u00df", "\u01c5", "\u03a3", "\u03c2"]
     texts = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 60))) for _ in range(20_000)]
-    assert normalize(texts, mode) == [reference(t) for t in texts]
+    expected = [reference(t) for t in texts]
+    assert normalize(texts, mode) == expected
+    tokenize.clean_r2gen_iu.cache_clear()  # whole texts forgotten, sentences kept
+    tokenize.clean_r2gen_mimic.cache_clear()
+    assert normalize(texts[::-1], mode) == expected[::-1]
 
 
 def test_r2gen_examples():
