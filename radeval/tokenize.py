@@ -78,17 +78,23 @@ def _r2gen_clean(text: str, head: tuple[tuple[str, str, int], ...]) -> str:
     text = _replace_passes(text, head)
     if _LIST_NUMBER.search(text):  # else none of the list-number patterns occurs: nothing to replace
         text = _replace_passes(text, _LIST_NUMBERS)
-    sentences = text.strip().lower().split(". ")
-    cleaned = list(map(_SENTENCES.get, sentences))
-    if None in cleaned:
-        for k, sentence in enumerate(sentences):
-            if cleaned[k] is None:
-                cleaned[k] = _r2gen_sentence(sentence)
-                if len(_SENTENCES) >= _SENTENCES_MAX:
-                    _SENTENCES.clear()
-                _SENTENCES[sentence] = cleaned[k]
+    cleaned = cached_each(_SENTENCES, text.strip().lower().split(". "), _r2gen_sentence, _SENTENCES_MAX)
     # R2Gen keeps empty sentences (its filter compares a string with a list, always true).
     return " . ".join(cleaned) + " ."
+
+
+def cached_each(cache: dict, keys: list, compute, limit: int) -> list:
+    """``[compute(k) for k in keys]``, each answer kept in ``cache`` (which starts over once it
+    holds ``limit`` entries). For per-sentence caches: the lookups run in C, and most keys hit."""
+    out = list(map(cache.get, keys))
+    if None in out:
+        for i, key in enumerate(keys):
+            if out[i] is None:
+                out[i] = compute(key)
+                if len(cache) >= limit:
+                    cache.clear()
+                cache[key] = out[i]
+    return out
 
 
 def _r2gen_sentence(sentence: str) -> str:

@@ -116,7 +116,7 @@ def test_sentence_by_sentence_ids_equal_the_whole_line_normaliser():
 
     al = native_aligner()
     lines = _normaliser_lines()
-    assert sum(sentence_keys(x) is not None and len(sentence_keys(x)) > 1 for x in lines) > 5000
+    assert sum(len(sentence_keys(x) or ()) > 1 for x in lines) > 5000
     for line in lines:
         got = np.frombuffer(al._ids(line), dtype=np.int32).tolist()
         words = string_tokenize(normalize_line(line, al.nbp).lower())

@@ -19,6 +19,7 @@ import numpy as np
 
 from radeval.errors import InputError
 from radeval.metrics.meteor_text import java_hash, java_trim, line_words, sentence_keys, split_score_line
+from radeval.tokenize import cached_each
 
 # Distinct words and texts kept between calls; past these the tables start over (ids are
 # only meaningful within one table, so the per-text cache goes with them).
@@ -85,16 +86,10 @@ class Aligner:
     def _sentence_ids(self, keys: list[str]) -> bytes:
         """A line's word ids sentence by sentence (meteor_text.sentence_keys): reports repeat
         sentences far more often than whole texts, so each is normalised and looked up once."""
-        pieces = self._pieces
-        out = list(map(pieces.get, keys))
-        if None in out:
-            for k, key in enumerate(keys):
-                if out[k] is None:
-                    out[k] = self._word_ids(line_words(key, self.nbp, self._runs))
-                    if len(pieces) >= MAX_TEXTS:
-                        pieces.clear()
-                    pieces[key] = out[k]
-        return b"".join(out)
+        return b"".join(cached_each(self._pieces, keys, self._piece_ids, MAX_TEXTS))
+
+    def _piece_ids(self, piece: str) -> bytes:
+        return self._word_ids(line_words(piece, self.nbp, self._runs))
 
     def _word_ids(self, words: list[str]) -> bytes:
         ids = list(map(self._type_id.get, words))
