@@ -142,6 +142,16 @@ def test_study_smoke_end_to_end(tmp_path):
     assert (out / "SUMMARY.md").is_file() and (out / "curves.csv").is_file() and (out / "per_image.csv").is_file()
     # the plateau log exists for every seed, with the step-0 evaluation
     assert all(v["val_f1"][0][0] == 0 for v in res["sft_plateau"].values())
+    # SFT = anneal (4 steps) + hold (fraction 0.5: 2 steps at the hold lr); one history over both
+    # phases, and the hold's model is the checkpoint every arm starts from
+    for v in res["sft_plateau"].values():
+        assert (v["steps"], v["anneal_steps"], v["hold_steps"], v["hold_learning_rate"]) == (6, 4, 2, "3e-05")
+        assert [s for s, _ in v["val_f1"]] == [0, 2, 4, 6] and [s for s, _ in v["val_nll"]] == [0, 2, 4, 6]
+    assert (
+        study.checkpoint_dir(tmp_path / "work" / "runs" / "s0", "sft")
+        == tmp_path / "work" / "runs" / "s0" / "sft-hold" / "final"
+    )
+    assert "4 + 2 (3e-05)" in (out / "SUMMARY.md").read_text()
     # the probe: every arm scored at its start and end checkpoint on the same images
     assert set(res["probe"]["arms"]) == {"oracle", "text", "visual", "visual_l0", "grpo", "visual_l0_sft"}
     assert res["probe"]["arms"]["visual_l0"]["start_checkpoint"] == "text"

@@ -62,7 +62,7 @@ def pilot_arm(args, study: dict) -> dict:
     if args.start:
         spec["from"] = args.start
     src_run = args.src / "runs" / f"s{args.seed}"
-    init = src_run / spec.get("from", "sft") / "final"
+    init = S.checkpoint_dir(src_run, spec.get("from", "sft"))
     run = args.out / f"s{args.seed}"
     run.mkdir(parents=True, exist_ok=True)
     name = args.name or args.arm

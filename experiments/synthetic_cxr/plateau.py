@@ -12,6 +12,10 @@ the under-reported regime need not settle: each finding is stated in ~40% of the
 reports of images that show it, so the greedy choice sits near its decision boundary and flips
 between evaluations even at a learning rate of 5e-5 (seed 1 pilot: 0 → 16.6 → 4.3 → 0 → 11.6 →
 13.9 over steps 400-575). Both spans are recorded; ``max_steps`` in the stage config is the cap.
+
+A second training run can continue the same history (``history``/``nll``/``step_offset``): the
+study's SFT anneals (cosine) and then holds a small constant learning rate (``study.train_sft``),
+and the rules are judged over both phases' steps.
 """
 
 from __future__ import annotations
@@ -98,21 +102,29 @@ def make_callback(
     min_steps: int,
     tol: float = 1.0,
     nll_tol: float | None = None,
+    history: list[tuple[int, float]] | None = None,
+    nll: list[tuple[int, float]] | None = None,
+    step_offset: int = 0,
 ):
-    """A TrainerCallback running :func:`val_f1` and :func:`val_nll` every ``every`` steps (and at step 0)."""
+    """A TrainerCallback running :func:`val_f1` and :func:`val_nll` every ``every`` steps (and at step 0).
+
+    With ``history`` (and ``nll``) from an earlier run whose model this run starts from, the
+    evaluations go on from there: steps are counted from ``step_offset`` and the start model is not
+    evaluated again (it is the earlier run's last evaluation).
+    """
     from transformers import TrainerCallback
 
     class PlateauCallback(TrainerCallback):
         def __init__(self):
-            self.history: list[tuple[int, float]] = []
-            self.nll: list[tuple[int, float]] = []
+            self.history: list[tuple[int, float]] = list(history or [])
+            self.nll: list[tuple[int, float]] = list(nll or [])
             self.reached = False
             self.f1_reached, self.span = False, float("nan")
             self.nll_reached, self.nll_span = False, float("nan")
 
         def _eval(self, state, model, processor):
             f1 = val_f1(cfg, model, processor, log_path.parent / "val_predictions.jsonl", truth)
-            step = int(state.global_step)
+            step = step_offset + int(state.global_step)
             self.history.append((step, round(f1, 3)))
             self.f1_reached, self.span = plateau_reached(self.history, tol=tol)
             if nll_tol is not None:
@@ -143,12 +155,13 @@ def make_callback(
             )
 
         def on_train_begin(self, args, state, control, model=None, processing_class=None, **kw: Any):
-            self._eval(state, model, processing_class)
+            if not history:
+                self._eval(state, model, processing_class)
 
         def on_step_end(self, args, state, control, model=None, processing_class=None, **kw: Any):
             if state.global_step % every == 0:
                 self._eval(state, model, processing_class)
-                if self.reached and state.global_step >= min_steps:
+                if self.reached and step_offset + state.global_step >= min_steps:
                     control.should_training_stop = True
             return control
 

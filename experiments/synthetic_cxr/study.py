@@ -116,35 +116,66 @@ def _log_entry(stage: str, res: Any, t0: float, c0: float) -> dict[str, Any]:
 
 
 def train_sft(cases: Path, field_: str, seed: int, run: Path, base: Path, sft: dict) -> tuple[Path, dict]:
-    """SFT with the plateau callback; returns (final dir, log with the validation history)."""
+    """SFT with the plateau callback; returns (final dir, log with the validation history).
+
+    Two phases when ``sft["hold"]`` is set: the stage config's cosine decay over ``max_steps`` (the
+    anneal), then ``hold.fraction`` × the anneal's steps more at the constant ``hold.learning_rate``
+    from the annealed model (a fresh adapter over it, fresh optimizer). With fraction 0.25 the hold
+    is exactly the last 20% of all SFT steps, so the plateau rules judge training that goes on
+    rather than a learning rate decayed to 0; the hold's last model is the SFT checkpoint.
+    """
     from experiments.synthetic_cxr import oracle, plateau
     from trainers.api import train
     from trainers.config import load_config
 
-    out = run / "sft"
-    ov = [
-        *_common(cases, field_, seed, out),
-        f"model.name_or_path={base}",
-        f"train.max_steps={sft['max_steps']}",
-    ]
-    # validation: the val split's complete reports; greedy
-    val_cfg = load_config(
-        CONFIGS / sft["config"], [*ov, "data.eval_split=val", "generate.do_sample=false"], stage="sft"
-    )
-    out.mkdir(parents=True, exist_ok=True)
-    cb = plateau.make_callback(
-        val_cfg,
-        oracle.load_truth(cases),
-        out / "plateau.json",
-        every=sft["every"],
-        min_steps=sft["min_steps"],
-        tol=sft["tol_points"],
-        nll_tol=sft.get("nll_tol_relative"),
-    )
+    truth = oracle.load_truth(cases)
+
+    def phase(out: Path, extra: list[str], **cb_kw):
+        ov = [*_common(cases, field_, seed, out), f"model.name_or_path={base}", *extra]
+        # validation: the val split's complete reports; greedy
+        val_cfg = load_config(
+            CONFIGS / sft["config"], [*ov, "data.eval_split=val", "generate.do_sample=false"], stage="sft"
+        )
+        out.mkdir(parents=True, exist_ok=True)
+        cb = plateau.make_callback(
+            val_cfg,
+            truth,
+            out / "plateau.json",
+            every=sft["every"],
+            tol=sft["tol_points"],
+            nll_tol=sft.get("nll_tol_relative"),
+            **cb_kw,
+        )
+        return train("sft", CONFIGS / sft["config"], ov, callbacks=[cb]), cb
+
     t0, c0 = time.time(), _cpu_self()
-    res = train("sft", CONFIGS / sft["config"], ov, callbacks=[cb])
+    res, cb = phase(run / "sft", [f"train.max_steps={sft['max_steps']}"], min_steps=sft["min_steps"])
+    anneal_steps, final = res.global_step, res.final_dir
+    hold = sft.get("hold")
+    hold_steps = max(1, round(hold["fraction"] * anneal_steps)) if hold else 0
+    if hold_steps:
+        res, cb = phase(
+            run / "sft-hold",
+            [
+                f"model.init_from={final}",
+                f"train.max_steps={hold_steps}",
+                f"train.learning_rate={hold['learning_rate']}",
+                "train.lr_scheduler=constant",
+            ],
+            min_steps=anneal_steps + hold_steps + 1,  # the hold always runs to its end
+            history=cb.history,
+            nll=cb.nll,
+            step_offset=anneal_steps,
+        )
+        final = res.final_dir
     log = _log_entry("sft", res, t0, c0)
     log.update(
+        steps=anneal_steps + hold_steps,
+        anneal_steps=anneal_steps,
+        hold_steps=hold_steps,
+        hold_learning_rate=f"{float(hold['learning_rate']):g}"
+        if hold_steps
+        else None,  # a string: results round floats
         val_f1=cb.history,
         val_nll=cb.nll,
         plateau_reached=cb.reached,
@@ -153,7 +184,14 @@ def train_sft(cases: Path, field_: str, seed: int, run: Path, base: Path, sft: d
         nll_plateau_reached=cb.nll_reached,
         nll_rel_span=cb.nll_span,
     )
-    return res.final_dir, log
+    return final, log
+
+
+def checkpoint_dir(run: Path, name: str) -> Path:
+    """A seed's final checkpoint of ``name`` (an arm, or "sft": the hold's model when SFT had one)."""
+    if name == "sft" and (run / "sft-hold" / "final").is_dir():
+        return run / "sft-hold" / "final"
+    return run / name / "final"
 
 
 def train_arm(
@@ -446,7 +484,8 @@ def run_extras(work: Path, study: dict, seeds: list[dict], cases: Path, args) ->
     if args.attention:
         from experiments.synthetic_cxr import attention
 
-        cks = {k: str(work / Path(v).parent.parent / k / "final") for k, v in first["predictions"].items()}
+        run = work / "runs" / f"s{first['seed']}"
+        cks = {k: str(checkpoint_dir(run, k)) for k in first["predictions"]}
         out["attention"] = attention.analyse(cks, cases, work / "plots", study["regime"], n=8 if args.smoke else 200)
     if args.box_task:
         from experiments.synthetic_cxr.grounding_task import run_box_task

@@ -298,6 +298,9 @@ def write_results(
     sft_plateau = {
         s["seed"]: {
             "steps": s["log"]["sft"]["steps"],
+            "anneal_steps": s["log"]["sft"].get("anneal_steps", s["log"]["sft"]["steps"]),
+            "hold_steps": s["log"]["sft"].get("hold_steps", 0),
+            "hold_learning_rate": s["log"]["sft"].get("hold_learning_rate"),
             "plateau_reached": s["log"]["sft"]["plateau_reached"],
             "f1_plateau_reached": s["log"]["sft"].get("f1_plateau_reached"),
             "span_last_20pct": s["log"]["sft"]["plateau_span"],
@@ -635,25 +638,30 @@ def summary_md(res: dict) -> str:
     sec.append(preflight_table(res))
     sec.append("## 2. SFT plateau (validation micro-F1, greedy)\n")
     sec.append(
-        "Stopping rule: greedy val F1 spans < 1 point over the last 20% of steps (the issue's rule) or val "
-        "loss spans < 1% (relative) over them (`plateau.py` says why); both are reported.\n"
+        "SFT anneals (cosine decay over its cap, early stop allowed from the configured minimum), then holds "
+        "a constant small learning rate for a quarter of the anneal's steps, i.e. the last 20% of all SFT "
+        "steps (`study.train_sft`). Plateau rules over those last 20%: greedy val F1 spans < 1 point (the "
+        "issue's rule) or val loss spans < 1% (relative; `plateau.py` says why greedy F1 need not settle in "
+        "the under-reported regime); both are reported.\n"
     )
     sec.append(
-        "| seed | steps | stopped on | val F1 span, last 20% (points) | val F1 at the end "
+        "| seed | steps: anneal + hold (hold lr) | rule met | val F1 span, last 20% (points) | val F1 at the end "
         "| val loss rel. span, last 20% | val loss start → end |"
     )
     sec.append("|---|---|---|---|---|---|---|")
     for s, d in res["sft_plateau"].items():
         last = d["val_f1"][-1][1] if d["val_f1"] else None
-        how = (
-            "F1 plateau"
-            if d.get("f1_plateau_reached")
-            else ("loss plateau" if d.get("nll_plateau_reached") else "cap (no plateau)")
-        )
+        met = [name for name, ok in (("F1", d.get("f1_plateau_reached")), ("loss", d.get("nll_plateau_reached"))) if ok]
         nll = d.get("val_nll") or []
         nll_cell = f"{nll[0][1]:.3f} → {nll[-1][1]:.3f}" if nll else "–"
+        hold = d.get("hold_steps") or 0
+        steps = (
+            f"{d.get('anneal_steps', d['steps'])} + {hold} ({d.get('hold_learning_rate')})"
+            if hold
+            else f"{d['steps']} + 0"
+        )
         sec.append(
-            f"| {s} | {d['steps']} | {how} | {d['span_last_20pct']} | {last} | "
+            f"| {s} | {steps} | {', '.join(met) or 'neither'} | {d['span_last_20pct']} | {last} | "
             f"{d.get('nll_rel_span_last_20pct')} | {nll_cell} |"
         )
     sec.append("")
