@@ -163,7 +163,7 @@ def test_study_smoke_end_to_end(tmp_path):
     common = ["--src", str(tmp_path / "work"), "--out", str(tmp_path / "pilots"), "--config", smoke_cfg]
     assert pilot.main(["arm", *common, "--arm", "visual_l0", "--from", "sft", "--steps", "2", "--probe", "2"]) == 0
     assert (tmp_path / "pilots" / "s0" / "visual_l0" / "probe" / "probe.json").is_file()
-    assert pilot.main(["sft", *common, "--steps", "2"]) == 0
+    assert pilot.main(["sft", *common, "--steps", "2", "--hold-lr", "1e-4"]) == 0
     with pytest.raises(SystemExit) as e:
         pilot.main(["arm", *common, "--steps", "2"])
     assert e.value.code == 2

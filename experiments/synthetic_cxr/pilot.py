@@ -1,6 +1,6 @@
 """Pilot runs that choose the study's settings, on one seed of an existing study work folder.
 
-    python -m experiments.synthetic_cxr.pilot sft --src WORK --out PILOTS --seed 0 --steps 1000
+    python -m experiments.synthetic_cxr.pilot sft --src WORK --out PILOTS --seed 0 --steps 1000 [--hold-lr 1.5e-4]
     python -m experiments.synthetic_cxr.pilot arm --src WORK --out PILOTS --seed 0 --arm visual_l0 \
         --steps 80 --set train.learning_rate=1e-3 --set train.warmup=5 --probe 200
 
@@ -32,6 +32,11 @@ def pilot_sft(args, study: dict) -> dict:
     from experiments.synthetic_cxr.vlm import build_policy
 
     study["sft"]["max_steps"] = args.steps
+    if args.hold_lr is not None:  # the hold phase's constant lr (0: no hold)
+        if args.hold_lr > 0:
+            study["sft"]["hold"] = {**study["sft"].get("hold", {"fraction": 0.25}), "learning_rate": args.hold_lr}
+        else:
+            study["sft"].pop("hold", None)
     run = args.out / f"sft{args.steps}" / f"s{args.seed}"
     run.mkdir(parents=True, exist_ok=True)
     base = build_policy(run / "base", seed=args.seed)
@@ -41,6 +46,8 @@ def pilot_sft(args, study: dict) -> dict:
         "pilot": "sft",
         "seed": args.seed,
         "cap": args.steps,
+        "hold_steps": log["hold_steps"],
+        "hold_learning_rate": log["hold_learning_rate"],
         "val_f1": [round(f, 1) for _, f in log["val_f1"]],
         "plateau_reached": log["plateau_reached"],
         "f1_plateau_reached": log["f1_plateau_reached"],
@@ -132,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--from", dest="start", help="start checkpoint: sft or an arm (default: the arm's `from`)")
     ap.add_argument("--name", help="folder name of the pilot arm (default: the arm's)")
     ap.add_argument("--set", action="append", default=[], help="a stage-config override, e.g. train.warmup=5")
+    ap.add_argument("--hold-lr", type=float, help="sft: the hold phase's constant lr (0: anneal only)")
     ap.add_argument("--probe", type=int, default=0, help="also the own-reward probe on this many images (G 8)")
     ap.add_argument("--config", type=Path, default=S.CONFIGS / "study.yaml")
     args = ap.parse_args(argv)
