@@ -184,3 +184,13 @@ def test_provenance_dirty_flag_ignores_the_study_outputs():
     )
     assert _dirty_inputs(porcelain) == ["experiments/synthetic_cxr/configs/visual.yaml", "probe.py"]
     assert _dirty_inputs("") == []
+
+
+def test_own_reward_curve_reads_the_last_run_of_a_log(tmp_path):
+    """A metrics.jsonl written by two runs end to end (before the trainers replaced old logs): the last run's rows."""
+    from experiments.synthetic_cxr.study_report import own_reward_curve
+
+    p = tmp_path / "metrics.jsonl"
+    rows = [{"step": s, "reward": r} for s, r in [(1, 9.0), (2, 9.0), (1, 1.0), (2, 2.0), (3, 3.0)]]
+    p.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert [(c["step"], c["own_reward"]) for c in own_reward_curve(p, "text", 0.5)] == [(1, 1.0), (2, 2.0), (3, 3.0)]

@@ -206,6 +206,24 @@ def test_pipeline_runs_all_stages(pipeline):
     first = json.loads(metrics[0])
     # metrics logged per reward name
     assert "rewards/valor_text/mean" in first and "rewards/valor_format/mean" in first
+    # the resumed run (same folder) kept the first run's steps 1-2 and added step 3, once each
+    assert [json.loads(m)["step"] for m in metrics if "reward" in json.loads(m)] == [1, 2, 3]
+
+
+def test_metrics_log_replaced_by_a_fresh_run_trimmed_on_resume(tmp_path):
+    from types import SimpleNamespace
+
+    from trainers.stages import _metrics_callback
+
+    path = tmp_path / "metrics.jsonl"
+    old = "".join(json.dumps({"step": s, "reward": 0.1 * s}) + "\n" for s in (1, 2, 3, 4))
+    cb = _metrics_callback(path)
+    path.write_text(old + '{"step": 5, "rew')  # an earlier run, its last line cut
+    cb.on_train_begin(None, SimpleNamespace(is_world_process_zero=True, global_step=2), None)
+    assert [json.loads(x)["step"] for x in path.read_text().splitlines()] == [1, 2]  # resumed at checkpoint-2
+    path.write_text(old)
+    cb.on_train_begin(None, SimpleNamespace(is_world_process_zero=True, global_step=0), None)
+    assert path.read_text() == ""  # a fresh run starts a new log
 
 
 def test_sft_loss_is_assistant_only(pipeline):

@@ -261,7 +261,24 @@ def _metrics_callback(path: Path):
     from transformers import TrainerCallback
 
     class JsonlMetrics(TrainerCallback):
-        """Append every log (rewards per name, loss, k...) to metrics.jsonl on the main process."""
+        """Append every log (rewards per name, loss, k...) to metrics.jsonl on the main process.
+
+        A run that starts at step 0 replaces an earlier run's file in the same output_dir (appending
+        made a rerun's curve the two runs' logs end to end); a resumed run keeps the lines up to its
+        checkpoint's step, since the interrupted run's later lines are logged again.
+        """
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            if state.is_world_process_zero and path.is_file():
+                keep = []
+                if state.global_step > 0:
+                    for line in path.read_text(encoding="utf-8").splitlines():
+                        try:
+                            if line.strip() and json.loads(line).get("step", 0) <= state.global_step:
+                                keep.append(line + "\n")
+                        except ValueError:  # a line cut by the interruption
+                            continue
+                path.write_text("".join(keep), encoding="utf-8")
 
         def on_log(self, args, state, control, logs=None, **kwargs):
             if state.is_world_process_zero and logs:

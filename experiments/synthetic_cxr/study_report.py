@@ -180,6 +180,10 @@ def own_reward_curve(metrics_path: Path, arm: str, lambda_vis: float) -> list[di
     for r in _rows(metrics_path):
         if "reward" not in r:
             continue
+        if out and int(r["step"]) <= out[-1]["step"]:
+            # the step count went back: a later training run in the same folder (written before
+            # the trainers replaced an old log on a fresh start); its rows are the curve
+            out = []
         own = float(r["reward"])
         if arm == "visual":
             s = r.get("rewards/valor_visual_similarity/mean")
