@@ -156,6 +156,14 @@ def test_study_smoke_end_to_end(tmp_path):
     assert set(res["probe"]["arms"]) == {"oracle", "text", "visual", "visual_l0", "grpo", "visual_l0_sft"}
     assert res["probe"]["arms"]["visual_l0"]["start_checkpoint"] == "text"
     assert res["probe"]["n_images"] == 4 and "probe set" in (out / "SUMMARY.md").read_text()
+    # --report-only rescores the work folder: the same numbers, the run's provenance and timings
+    out2 = tmp_path / "rescored"
+    assert study.main(["--smoke", "--out", str(out2), "--work", str(tmp_path / "work"), "--report-only"]) == 0
+    res2 = json.loads((out2 / "results.json").read_text())
+    assert res2["metrics"] == res["metrics"] and res2["training_reward"] == res["training_reward"]
+    assert res2["provenance"] == res["provenance"]
+    assert res2["timings"]["total_wall_s"] >= res["timings"]["total_wall_s_before_report"]
+    assert res2["timings"]["rescored_by_report_only_at"] and "--report-only" in (out2 / "SUMMARY.md").read_text()
     # the pilot command (how the settings were chosen) on that work folder
     from experiments.synthetic_cxr import pilot
 

@@ -390,15 +390,19 @@ def main(argv: list[str] | None = None) -> int:
                 "argv": ["(report-only on a partial run)"],
             }
         )
-        expert_info, expert_checks, timings = prev["expert_info"], prev["expert_checks"], prev["timings"]
+        expert_info, expert_checks, timings = prev["expert_info"], prev["expert_checks"], dict(prev["timings"])
+        from experiments.synthetic_cxr import study_report
+
+        # the run's own totals (its training) plus this rescoring; the rescoring commit is recorded
+        timings["rescored_by_report_only_at"] = study_report._git("rev-parse", "HEAD")
+        before_w = timings.get("total_wall_s_before_report", 0.0)
+        before_c = timings.get("total_cpu_s_before_report", 0.0)
         seeds = []
         for s in study["seeds"]:
             f = work / "runs" / f"s{s}" / "seed.json"
             seeds.append(
                 json.loads(f.read_text()) if f.is_file() else {"seed": s, "ok": False, "error": "did not finish"}
             )
-        from experiments.synthetic_cxr import study_report
-
         study_report.write_results(
             out,
             work,
@@ -410,8 +414,8 @@ def main(argv: list[str] | None = None) -> int:
             timings=timings,
             argv=prev["argv"],
             extras=prev.get("extras", {}),
-            t_start=time.time(),
-            c_start=_cpu_all(),
+            t_start=time.time() - before_w,
+            c_start=_cpu_all() - before_c,
             prov=prev.get("provenance"),
         )
         return 0

@@ -634,6 +634,11 @@ def summary_md(res: dict) -> str:
         f"Wall {t['total_wall_s']} s, CPU {t['total_cpu_s']} s (this process and its children), torch "
         f"threads {p['torch_threads']}.\n"
     )
+    if t.get("rescored_by_report_only_at"):
+        sec.append(
+            f"Rescored from the run's work folder by `--report-only` at commit `{t['rescored_by_report_only_at']}` "
+            "(no training; wall and CPU above: the run's, plus the rescoring).\n"
+        )
     sec.append(
         f"Primary metric (pre-registered): {res['primary_metric']}. Intervals: hierarchical bootstrap "
         f"(seeds, then images within seed; {res['study']['eval']['bootstrap']} draws, paired).\n"
