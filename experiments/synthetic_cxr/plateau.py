@@ -13,6 +13,10 @@ reports of images that show it, so the greedy choice sits near its decision boun
 between evaluations even at a learning rate of 5e-5 (seed 1 pilot: 0 → 16.6 → 4.3 → 0 → 11.6 →
 13.9 over steps 400-575). Both spans are recorded; ``max_steps`` in the stage config is the cap.
 
+The study now judges the rules over a hold at a constant 1% of the peak LR after the anneal
+(``study.train_sft``): there the loss stops falling (spans 0.25-0.42% over 250 steps) while greedy F1
+still spans 3.8-7.2 points, i.e. the model is converged in loss and the greedy decision still flips.
+
 A second training run can continue the same history (``history``/``nll``/``step_offset``): the
 study's SFT anneals (cosine) and then holds a small constant learning rate (``study.train_sft``),
 and the rules are judged over both phases' steps.
