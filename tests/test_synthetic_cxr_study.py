@@ -202,3 +202,15 @@ def test_own_reward_curve_reads_the_last_run_of_a_log(tmp_path):
     rows = [{"step": s, "reward": r} for s, r in [(1, 9.0), (2, 9.0), (1, 1.0), (2, 2.0), (3, 3.0)]]
     p.write_text("".join(json.dumps(r) + "\n" for r in rows))
     assert [(c["step"], c["own_reward"]) for c in own_reward_curve(p, "text", 0.5)] == [(1, 1.0), (2, 2.0), (3, 3.0)]
+
+
+def test_expert_retrained_into_its_own_folder_starts_from_scratch(tmp_path):
+    """A rerun into the same work folder must not start from the weights the last run left there."""
+    pytest.importorskip("open_clip")
+    from experiments.synthetic_cxr import data, expert
+
+    path = data.write_split(tmp_path / "data", "expert", {"train": (16, 3)}, omit=0.6)
+    rows = data.read(path, "train")
+    first = expert.train_expert(rows, path.parent, tmp_path / "expert", steps=2, batch=8)
+    again = expert.train_expert(rows, path.parent, tmp_path / "expert", steps=2, batch=8)
+    assert again["first_loss"] == first["first_loss"] and again["final_loss"] == first["final_loss"]

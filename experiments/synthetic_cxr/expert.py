@@ -57,7 +57,11 @@ def train_expert(
         json.dumps({"model_cfg": MODEL_CFG, "preprocess_cfg": PREPROCESS_CFG}, indent=2) + "\n"
     )
     torch.manual_seed(seed)
-    model = open_clip.create_model(f"local-dir:{dest}", pretrained_image=False, pretrained_text=False)
+    # load_weights=False: open_clip's local-dir loader would otherwise start from the weights an
+    # earlier run left in ``dest`` (a rerun into the same work folder trained that expert further)
+    model = open_clip.create_model(
+        f"local-dir:{dest}", pretrained_image=False, pretrained_text=False, load_weights=False
+    )
     tokenizer = open_clip.get_tokenizer(f"local-dir:{dest}", context_length=MODEL_CFG["text_cfg"]["context_length"])
     mean, std = PREPROCESS_CFG["mean"][0], PREPROCESS_CFG["std"][0]
     # images are already 56x56: the eval preprocess is the identity resize + RGB + normalise
