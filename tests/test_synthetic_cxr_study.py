@@ -172,6 +172,11 @@ def test_study_smoke_end_to_end(tmp_path):
     assert pilot.main(["arm", *common, "--arm", "visual_l0", "--from", "sft", "--steps", "2", "--probe", "2"]) == 0
     assert (tmp_path / "pilots" / "s0" / "visual_l0" / "probe" / "probe.json").is_file()
     assert pilot.main(["sft", *common, "--steps", "2", "--hold-lr", "1e-4"]) == 0
+    pilot_run = tmp_path / "pilots" / "sft2" / "s0"
+    assert study.checkpoint_dir(pilot_run, "sft") == pilot_run / "sft-hold" / "final"
+    # the same SFT again without a hold: the earlier hold's model must not stand for it
+    assert pilot.main(["sft", *common, "--steps", "2", "--hold-lr", "0"]) == 0
+    assert study.checkpoint_dir(pilot_run, "sft") == pilot_run / "sft" / "final"
     with pytest.raises(SystemExit) as e:
         pilot.main(["arm", *common, "--steps", "2"])
     assert e.value.code == 2

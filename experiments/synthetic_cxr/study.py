@@ -168,6 +168,10 @@ def train_sft(cases: Path, field_: str, seed: int, run: Path, base: Path, sft: d
             step_offset=anneal_steps,
         )
         final = res.final_dir
+    elif (run / "sft-hold").exists():
+        import shutil
+
+        shutil.rmtree(run / "sft-hold")  # an earlier run's hold must not stand for this SFT (checkpoint_dir)
     log = _log_entry("sft", res, t0, c0)
     log.update(
         steps=anneal_steps + hold_steps,
