@@ -139,6 +139,7 @@ def test_study_smoke_end_to_end(tmp_path):
     assert set(pf) == {"R_ver", "R_clin", "R_text", "format", "S", "oracle"}
     prov = res["provenance"]
     assert prov["git_commit"] and prov["config_sha256"] and prov["packages"]["torch"]
+    assert set(prov["cpu"]) >= {"cpu_model", "torch_cpu_capability", "env"}  # what the float math ran on
     assert (out / "SUMMARY.md").is_file() and (out / "curves.csv").is_file() and (out / "per_image.csv").is_file()
     # the plateau log exists for every seed, with the step-0 evaluation
     assert all(v["val_f1"][0][0] == 0 for v in res["sft_plateau"].values())
@@ -219,3 +220,50 @@ def test_expert_retrained_into_its_own_folder_starts_from_scratch(tmp_path):
     first = expert.train_expert(rows, path.parent, tmp_path / "expert", steps=2, batch=8)
     again = expert.train_expert(rows, path.parent, tmp_path / "expert", steps=2, batch=8)
     assert again["first_loss"] == first["first_loss"] and again["final_loss"] == first["final_loss"]
+
+
+def test_pin_cpu_kernels_sets_defaults_keeps_user_values_and_native_opts_out(monkeypatch):
+    """The study's kernel pins are defaults: a value the user set wins, RADEVAL_CPU_KERNELS=native skips them."""
+    from experiments.synthetic_cxr import numerics
+
+    monkeypatch.setattr(numerics.platform, "machine", lambda: "x86_64")
+    for key in numerics.PINNED:
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("ATEN_CPU_CAPABILITY", "avx512")
+    numerics.pin_cpu_kernels()
+    assert os.environ["ATEN_CPU_CAPABILITY"] == "avx512"
+    assert os.environ["MKL_CBWR"] == "AVX2,STRICT" and os.environ["ONEDNN_MAX_CPU_ISA"] == "AVX2"
+    for key in numerics.PINNED:
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("RADEVAL_CPU_KERNELS", "native")
+    numerics.pin_cpu_kernels()
+    assert not any(key in os.environ for key in numerics.PINNED)
+
+
+def _has_avx2() -> bool:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            return " avx2" in fh.read()
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _has_avx2(), reason="the pins name x86 AVX2; this machine lacks it")
+def test_numerics_check_runs_the_pinned_kernels_and_repeats_bit_for_bit(tmp_path):
+    """The installed command, as a user runs it: a fresh process takes torch's AVX2 path and MKL's AVX2
+    branch (not the machine's best), and two runs give the same fingerprint to the last bit."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {k: v for k, v in os.environ.items() if k not in ("ATEN_CPU_CAPABILITY", "MKL_CBWR", "ONEDNN_MAX_CPU_ISA")}
+    runs = []
+    for i in range(2):
+        out = tmp_path / f"fp{i}.json"
+        cmd = [sys.executable, "-m", "experiments.synthetic_cxr.numerics_check", "--steps", "2", "--out", str(out)]
+        subprocess.run(cmd, check=True, env=env, capture_output=True, timeout=300, cwd=Path(__file__).parents[1])
+        runs.append(json.loads(out.read_text()))
+    assert runs[0]["torch_cpu_capability"] == "AVX2"
+    assert runs[0]["env"]["MKL_CBWR"] == "AVX2,STRICT"
+    assert len(runs[0]["losses"]) == 2 and runs[0]["losses"] == runs[1]["losses"]
+    assert runs[0]["weights_sha256"] == runs[1]["weights_sha256"]

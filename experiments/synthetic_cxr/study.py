@@ -28,8 +28,11 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
+from experiments.synthetic_cxr import numerics
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+numerics.pin_cpu_kernels()  # before torch loads (here and in the spawned seed workers): same numbers on any x86 CPU
 
 HERE = Path(__file__).resolve().parent
 CONFIGS = HERE / "configs"

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from experiments.synthetic_cxr import oracle
+from experiments.synthetic_cxr import numerics, oracle
 from experiments.synthetic_cxr import study_stats as SS
 
 HERE = Path(__file__).resolve().parent
@@ -123,6 +123,7 @@ def provenance(cfg_path: Path, study: dict, argv: list[str]) -> dict[str, Any]:
         "platform": platform.platform(),
         "packages": versions,
         "torch_threads": torch.get_num_threads(),
+        "cpu": numerics.describe(),  # the processor and the kernels the float math ran on
         "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
 
