@@ -267,3 +267,25 @@ def test_numerics_check_runs_the_pinned_kernels_and_repeats_bit_for_bit(tmp_path
     assert runs[0]["env"]["MKL_CBWR"] == "AVX2,STRICT"
     assert len(runs[0]["losses"]) == 2 and runs[0]["losses"] == runs[1]["losses"]
     assert runs[0]["weights_sha256"] == runs[1]["weights_sha256"]
+
+
+def test_replicates_table_flags_verdicts_that_change_between_runs(tmp_path):
+    """The committed replicate runs through the command a user types: a verdict both runs share is named,
+    one that flips (stage text's F1 vs SFT: below 0 on one CPU, includes 0 on the other) is flagged."""
+    from pathlib import Path
+
+    from experiments.synthetic_cxr import replicates
+
+    here = Path(replicates.__file__).parent / "replicates"
+    out = tmp_path / "table.md"
+    assert (
+        replicates.main([f"a={here / 'cpu-a-native.json'}", f"b={here / 'cpu-b-native.json'}", "--out", str(out)]) == 0
+    )
+    lines = {line.split(" | ")[0]: line for line in out.read_text().splitlines() if line.startswith("| ")}
+    assert lines["| own reward, probe: oracle"].endswith("| above 0 |")
+    assert lines["| micro-F1: text - sft"].endswith("| **no** |")
+    assert "-12.5 [-17.8, -7.3]" in lines["| micro-F1: text - sft"]
+    assert replicates.verdict([0.1, 0.2]) == "above 0" and replicates.verdict([-0.1, 0.2]) == "includes 0"
+    with pytest.raises(SystemExit) as exc:
+        replicates.main([f"a={here / 'cpu-a-native.json'}"])
+    assert exc.value.code == 2  # a usage error

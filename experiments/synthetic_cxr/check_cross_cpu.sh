@@ -11,9 +11,10 @@
 # pinned runs disagree.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-PY=${PYTHON:-.venv/bin/python}
-PY=$(readlink -f "$(command -v "$PY")")   # qemu-user needs the real interpreter, not a venv link
-SITE=$("$PY" -c 'import site,sys; print(":".join(p for p in sys.path if p))')
+VENV_PY=${PYTHON:-.venv/bin/python}
+# the environment's import path, then the real interpreter: qemu-user runs the binary, not a venv link
+SITE=$("$VENV_PY" -c 'import sys; print(":".join(p for p in sys.path if p.startswith("/")))')
+PY=$(readlink -f "$(command -v "$VENV_PY")")
 OUT=${OUT:-$(mktemp -d)}
 CPUS=("$@")
 [ ${#CPUS[@]} -eq 0 ] && CPUS=(Haswell-v4 EPYC-Rome)

@@ -1,0 +1,135 @@
+"""Which of the study's conclusions survive a replicate run? One table over several ``results.json``.
+
+    python -m experiments.synthetic_cxr.replicates NAME=PATH/results.json ... [--out FILE.md]
+
+A replicate is the same command, configs and seeds whose float math took another path (another
+processor, or other CPU kernels): after a few hundred SFT steps the trajectories are as different as
+new seeds would make them, so the runs are independent draws of the study's training noise with the
+data, seeds and settings held fixed. For every verdict the study reports — each arm's own-reward rise
+on the training curve and on the probe, each paired micro-F1 difference — the table gives every run's
+estimate with its 95% interval, and says whether all runs agree on the sign that the interval
+excludes 0 ("above 0" / "below 0" / "includes 0"). A verdict that changes between replicates is not a
+finding of the method at this number of seeds, whatever one run's interval says.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+COMPARISONS = (
+    "oracle - sft",
+    "text - sft",
+    "visual - sft",
+    "visual_l0 - sft",
+    "grpo - sft",
+    "visual_l0_sft - sft",
+    "visual - text",
+    "visual - visual_l0",
+    "visual_l0 - text",
+    "text - grpo",
+)
+
+
+def verdict(ci: list[float]) -> str:
+    lo, hi = ci
+    return "above 0" if lo > 0 else "below 0" if hi < 0 else "includes 0"
+
+
+def rows(runs: dict[str, dict[str, Any]]) -> list[tuple[str, list[tuple[float, list[float]]]]]:
+    """(quantity, [(estimate, ci) per run]) for every verdict the study reports, in report order."""
+    first = next(iter(runs.values()))
+    out = []
+    for arm in first["training_reward"]["arms"]:
+        out.append(
+            (
+                f"own reward, curve: {arm}",
+                [
+                    (r["training_reward"]["arms"][arm]["rise"]["mean"], r["training_reward"]["arms"][arm]["rise"]["ci"])
+                    for r in runs.values()
+                ],
+            )
+        )
+    for arm in (first.get("probe") or {}).get("arms", {}):
+        out.append(
+            (
+                f"own reward, probe: {arm}",
+                [
+                    (r["probe"]["arms"][arm]["change"]["value"], r["probe"]["arms"][arm]["change"]["ci"])
+                    for r in runs.values()
+                ],
+            )
+        )
+    for name in COMPARISONS:
+        if all(name in r["metrics"]["micro_f1_5"]["differences"] for r in runs.values()):
+            d = [r["metrics"]["micro_f1_5"]["differences"][name] for r in runs.values()]
+            out.append((f"micro-F1: {name}", [(x["value"], x["ci"]) for x in d]))
+    return out
+
+
+def table(runs: dict[str, dict[str, Any]]) -> str:
+    names = list(runs)
+    head = "| quantity | " + " | ".join(names) + " | same verdict in every run |"
+    lines = [head, "|" + "---|" * (len(names) + 2)]
+    for quantity, cells in rows(runs):
+        verdicts = {verdict(ci) for _, ci in cells}
+        same = next(iter(verdicts)) if len(verdicts) == 1 else "**no**"
+        digits = 1 if quantity.startswith("micro-F1") else 3  # F1 is x100, rewards are in [0, ~3]
+        shown = [f"{v:+.{digits}f} [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]" for v, ci in cells]
+        lines.append(f"| {quantity} | " + " | ".join(shown) + f" | {same} |")
+    return "\n".join(lines)
+
+
+def describe_runs(runs: dict[str, dict[str, Any]]) -> str:
+    out = []
+    for name, r in runs.items():
+        prov = r["provenance"]
+        cpu = prov.get("cpu") or {}
+        kernels = (cpu.get("env") or {}).get("ATEN_CPU_CAPABILITY") or "each library's own choice"
+        out.append(
+            f"* **{name}**: `{prov['command']}` at `{(prov.get('git_commit') or '?')[:10]}`; "
+            f"CPU {cpu.get('cpu_model') or 'not recorded'}; kernels: {kernels}; "
+            f"seeds {r['seeds_ok']}"
+        )
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("runs", nargs="+", help="NAME=PATH to a results.json (two or more)")
+    ap.add_argument("--out", type=Path, help="also write the table (Markdown) here")
+    args = ap.parse_args(argv)
+    runs: dict[str, dict[str, Any]] = {}
+    for item in args.runs:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            ap.error(f"run {item!r}: expected NAME=PATH")
+        try:
+            runs[name] = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            ap.error(f"run {name}: cannot read {path}: {exc}")
+    if len(runs) < 2:
+        ap.error("give two or more runs")
+    seeds = {tuple(r["seeds_ok"]) for r in runs.values()}
+    if len(seeds) != 1:
+        ap.error(f"the runs ran different seeds: {sorted(seeds)}")
+    text = (
+        "Generated by `python -m experiments.synthetic_cxr.replicates "
+        + " ".join(args.runs)
+        + "` (estimate [95% CI]; verdict: the interval above 0, below 0 or including 0).\n\n"
+        + describe_runs(runs)
+        + "\n\n"
+        + table(runs)
+        + "\n"
+    )
+    print(text)
+    if args.out:
+        args.out.write_text(text, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
