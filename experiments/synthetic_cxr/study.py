@@ -401,7 +401,7 @@ def main(argv: list[str] | None = None) -> int:
         from experiments.synthetic_cxr import study_report
 
         # the run's own totals (its training) plus this rescoring; the rescoring commit is recorded
-        timings["rescored_by_report_only_at"] = study_report._git("rev-parse", "HEAD")
+        timings["rescored_by_report_only_at"] = study_report.git_output("rev-parse", "HEAD")
         before_w = timings.get("total_wall_s_before_report", 0.0)
         before_c = timings.get("total_cpu_s_before_report", 0.0)
         seeds = []

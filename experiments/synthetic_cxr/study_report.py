@@ -69,7 +69,8 @@ PACKAGES = ["torch", "transformers", "trl", "peft", "accelerate", "numpy", "scip
 # ----- provenance --------------------------------------------------------------------------------------
 
 
-def _git(*args: str) -> str | None:
+def git_output(*args: str) -> str | None:
+    """``git ARGS`` run in this folder, stripped; None where git or the repository is missing."""
     try:
         return subprocess.run(["git", *args], cwd=HERE, capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
@@ -110,13 +111,13 @@ def provenance(cfg_path: Path, study: dict, argv: list[str]) -> dict[str, Any]:
             versions[p] = version(p)
         except PackageNotFoundError:
             versions[p] = None
-    status = _git("status", "--porcelain", "--", str(HERE))
+    status = git_output("status", "--porcelain", "--", str(HERE))
     dirty = None if status is None else _dirty_inputs(status)
     return {
         "command": " ".join(argv),
         # repository-relative names; a --config outside the repository keeps its own path
         "config_sha256": {_config_name(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in cfgs},
-        "git_commit": _git("rev-parse", "HEAD"),
+        "git_commit": git_output("rev-parse", "HEAD"),
         "git_dirty_experiment_files": bool(dirty) if dirty is not None else None,  # code or configs
         "git_dirty_files": dirty,
         "python": sys.version.split()[0],
