@@ -1,5 +1,5 @@
-"""Pin the CPU kernels the study's float math runs on, so a rerun on another x86 machine gives the
-same numbers, and describe them for ``results/`` provenance.
+"""Pin the CPU kernels the study's float math runs on, so a rerun on another Intel x86 machine gives
+the same numbers, and describe them for ``results/`` provenance.
 
 Why: torch picks its CPU kernels by what the processor offers (AVX-512 here, AVX2 elsewhere) and MKL
 picks its GEMM code path and blocking by processor model too. Each choice sums in its own order, so the
@@ -10,8 +10,10 @@ study's ``threads``) makes a run repeat on one machine; these settings make it r
 
 * ``ATEN_CPU_CAPABILITY=avx2`` — torch's own vectorised kernels (reductions, softmax, norms) use
   the AVX2 code path on every machine that has AVX2;
-* ``MKL_CBWR=AVX2,STRICT`` — MKL's conditional numerical reproducibility: the AVX2 branch on any
-  processor that supports it, bit-for-bit (STRICT: independent of memory alignment too);
+* ``MKL_CBWR=AVX2,STRICT`` — MKL's conditional numerical reproducibility: the AVX2 branch on Intel
+  processors that support it, bit-for-bit (STRICT: independent of memory alignment too). Checked with
+  ``check_cross_cpu.sh``: an emulated Intel Haswell matches an AVX-512 Xeon; an emulated AMD EPYC does
+  not (MKL's AVX2 branch is Intel's), so AMD machines give their own numbers;
 * ``ONEDNN_MAX_CPU_ISA=AVX2`` — oneDNN (convolutions) capped at the same instruction set.
 
 They are environment variables the libraries read once, when torch loads, so ``pin_cpu_kernels`` must

@@ -32,7 +32,7 @@ from experiments.synthetic_cxr import numerics
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-numerics.pin_cpu_kernels()  # before torch loads (here and in the spawned seed workers): same numbers on any x86 CPU
+numerics.pin_cpu_kernels()  # before torch loads (here and in the spawned seed workers): same numbers on Intel x86 CPUs with AVX2
 
 HERE = Path(__file__).resolve().parent
 CONFIGS = HERE / "configs"
