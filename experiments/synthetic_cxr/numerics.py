@@ -47,16 +47,29 @@ def pin_cpu_kernels() -> None:
         os.environ.setdefault(key, value)
 
 
-def cpu_model() -> str | None:
-    """The processor's model name (``/proc/cpuinfo``), or None where that file is missing."""
+def _cpuinfo() -> dict[str, str]:
+    """The first processor's fields in ``/proc/cpuinfo`` (empty where that file is missing)."""
+    fields: dict[str, str] = {}
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as fh:
             for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
+                if not line.strip():
+                    break  # the first processor's block ends here
+                key, _, value = line.partition(":")
+                fields[key.strip()] = value.strip()
     except OSError:
+        pass
+    return fields
+
+
+def cpu_model() -> str | None:
+    """The processor's model name, with vendor, family and model numbers: under a hypervisor the name
+    alone can be as vague as "Intel(R) Xeon(R) Processor"."""
+    info = _cpuinfo()
+    if not info.get("model name"):
         return None
-    return None
+    ids = ", ".join(f"{k} {info[k]}" for k in ("vendor_id", "cpu family", "model") if k in info)
+    return f"{info['model name']} ({ids})" if ids else info["model name"]
 
 
 def describe() -> dict[str, Any]:
