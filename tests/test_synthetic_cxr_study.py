@@ -241,11 +241,9 @@ def test_pin_cpu_kernels_sets_defaults_keeps_user_values_and_native_opts_out(mon
 
 
 def _has_avx2() -> bool:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            return " avx2" in fh.read()
-    except OSError:
-        return False
+    from experiments.synthetic_cxr import numerics
+
+    return "avx2" in numerics.cpuinfo().get("flags", "").split()
 
 
 @pytest.mark.skipif(not _has_avx2(), reason="the pins name x86 AVX2; this machine lacks it")
@@ -256,7 +254,10 @@ def test_numerics_check_runs_the_pinned_kernels_and_repeats_bit_for_bit(tmp_path
     import sys
     from pathlib import Path
 
-    env = {k: v for k, v in os.environ.items() if k not in ("ATEN_CPU_CAPABILITY", "MKL_CBWR", "ONEDNN_MAX_CPU_ISA")}
+    from experiments.synthetic_cxr import numerics
+
+    # the study's own defaults, not a value this test process inherited (nor a native opt-out)
+    env = {k: v for k, v in os.environ.items() if k not in (*numerics.PINNED, "RADEVAL_CPU_KERNELS")}
     runs = []
     for i in range(2):
         out = tmp_path / f"fp{i}.json"

@@ -47,7 +47,7 @@ def pin_cpu_kernels() -> None:
         os.environ.setdefault(key, value)
 
 
-def _cpuinfo() -> dict[str, str]:
+def cpuinfo() -> dict[str, str]:
     """The first processor's fields in ``/proc/cpuinfo`` (empty where that file is missing)."""
     fields: dict[str, str] = {}
     try:
@@ -65,7 +65,7 @@ def _cpuinfo() -> dict[str, str]:
 def cpu_model() -> str | None:
     """The processor's model name, with vendor, family and model numbers: under a hypervisor the name
     alone can be as vague as "Intel(R) Xeon(R) Processor"."""
-    info = _cpuinfo()
+    info = cpuinfo()
     if not info.get("model name"):
         return None
     ids = ", ".join(f"{k} {info[k]}" for k in ("vendor_id", "cpu family", "model") if k in info)
