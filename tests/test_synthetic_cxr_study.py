@@ -290,3 +290,33 @@ def test_replicates_table_flags_verdicts_that_change_between_runs(tmp_path):
     with pytest.raises(SystemExit) as exc:
         replicates.main([f"a={here / 'cpu-a-native.json'}"])
     assert exc.value.code == 2  # a usage error
+
+
+def test_with_a_hold_the_plateau_rules_never_stop_the_anneal(tmp_path, monkeypatch):
+    # The rules met mid-anneal (a flat val F1 from the start) used to stop SFT's cosine decay early,
+    # leaving the hold to start from an unannealed model. With a hold the anneal runs to max_steps;
+    # without one, min_steps still lets a plateau stop SFT.
+    from types import SimpleNamespace
+
+    from experiments.synthetic_cxr import plateau
+    from experiments.synthetic_cxr.study import anneal_min_steps
+
+    monkeypatch.setattr(plateau, "val_f1", lambda *a, **k: 50.0)
+    monkeypatch.setattr(plateau, "val_nll", lambda *a, **k: 1.0)
+    base = {"max_steps": 100, "min_steps": 60}
+
+    def stopped_at(sft):
+        cb = plateau.make_callback(
+            None, {}, tmp_path / "plateau.json", every=5, min_steps=anneal_min_steps(sft), nll_tol=0.01
+        )
+        cb.on_train_begin(None, SimpleNamespace(global_step=0), None)
+        for step in range(5, sft["max_steps"] + 1, 5):
+            control = cb.on_step_end(
+                None, SimpleNamespace(global_step=step), SimpleNamespace(should_training_stop=False)
+            )
+            if control.should_training_stop:
+                return step
+        return None
+
+    assert stopped_at(base) == 60  # flat from the start: met once the last fifth holds 3 points (step 50)
+    assert stopped_at({**base, "hold": {"fraction": 0.25, "learning_rate": 3e-5}}) is None

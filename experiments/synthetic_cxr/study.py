@@ -118,14 +118,26 @@ def _log_entry(stage: str, res: Any, t0: float, c0: float) -> dict[str, Any]:
     }
 
 
+def anneal_min_steps(sft: dict) -> int:
+    """The step before which the plateau rules may not stop SFT's first phase.
+
+    With a hold, never: the anneal runs its cosine schedule to the end and only the hold (the last
+    20% of all steps) is judged. Stopping the anneal when a rule happened to be met mid-decay left the
+    hold to start from an unannealed model (clean regime at 0e5d785, seed 1: stopped at step 700 with
+    the lr still ~20% of its peak; its loss then fell 3.2% over the hold). Without a hold, ``min_steps``.
+    """
+    return int(sft["max_steps"]) + 1 if sft.get("hold") else int(sft["min_steps"])
+
+
 def train_sft(cases: Path, field_: str, seed: int, run: Path, base: Path, sft: dict) -> tuple[Path, dict]:
     """SFT with the plateau callback; returns (final dir, log with the validation history).
 
     Two phases when ``sft["hold"]`` is set: the stage config's cosine decay over ``max_steps`` (the
     anneal), then ``hold.fraction`` × the anneal's steps more at the constant ``hold.learning_rate``
-    from the annealed model (a fresh adapter over it, fresh optimizer). With fraction 0.25 the hold
-    is exactly the last 20% of all SFT steps, so the plateau rules judge training that goes on
-    rather than a learning rate decayed to 0; the hold's last model is the SFT checkpoint.
+    from the annealed model (a fresh adapter over it, fresh optimizer). The anneal always runs to
+    ``max_steps`` (:func:`anneal_min_steps`); with fraction 0.25 the hold is then exactly the last 20%
+    of all SFT steps, so the plateau rules judge training that goes on rather than a learning rate
+    decayed to 0; the hold's last model is the SFT checkpoint.
     """
     from experiments.synthetic_cxr import oracle, plateau
     from trainers.api import train
@@ -152,9 +164,9 @@ def train_sft(cases: Path, field_: str, seed: int, run: Path, base: Path, sft: d
         return train("sft", CONFIGS / sft["config"], ov, callbacks=[cb]), cb
 
     t0, c0 = time.time(), _cpu_self()
-    res, cb = phase(run / "sft", [f"train.max_steps={sft['max_steps']}"], min_steps=sft["min_steps"])
-    anneal_steps, final = res.global_step, res.final_dir
     hold = sft.get("hold")
+    res, cb = phase(run / "sft", [f"train.max_steps={sft['max_steps']}"], min_steps=anneal_min_steps(sft))
+    anneal_steps, final = res.global_step, res.final_dir
     hold_steps = max(1, round(hold["fraction"] * anneal_steps)) if hold else 0
     if hold_steps:
         res, cb = phase(
