@@ -232,7 +232,7 @@ def test_pin_cpu_kernels_sets_defaults_keeps_user_values_and_native_opts_out(mon
     monkeypatch.setenv("ATEN_CPU_CAPABILITY", "avx512")
     numerics.pin_cpu_kernels()
     assert os.environ["ATEN_CPU_CAPABILITY"] == "avx512"
-    assert os.environ["MKL_CBWR"] == "AVX2,STRICT" and os.environ["ONEDNN_MAX_CPU_ISA"] == "AVX2"
+    assert os.environ["MKL_CBWR"] == "COMPATIBLE,STRICT" and os.environ["ONEDNN_MAX_CPU_ISA"] == "AVX2"
     for key in numerics.PINNED:
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("RADEVAL_CPU_KERNELS", "native")
@@ -248,8 +248,10 @@ def _has_avx2() -> bool:
 
 @pytest.mark.skipif(not _has_avx2(), reason="the pins name x86 AVX2; this machine lacks it")
 def test_numerics_check_runs_the_pinned_kernels_and_repeats_bit_for_bit(tmp_path):
-    """The installed command, as a user runs it: a fresh process takes torch's AVX2 path and MKL's AVX2
-    branch (not the machine's best), and two runs give the same fingerprint to the last bit."""
+    """The installed command, as a user runs it: a fresh process takes torch's AVX2 path and MKL's
+    COMPATIBLE branch (not the machine's best), trains with the fused AdamW the study's trainers get
+    (the unfused one's sqrt is MKL vector math, which differs across processors), and two runs give the
+    same fingerprint to the last bit."""
     import subprocess
     import sys
     from pathlib import Path
@@ -265,9 +267,12 @@ def test_numerics_check_runs_the_pinned_kernels_and_repeats_bit_for_bit(tmp_path
         subprocess.run(cmd, check=True, env=env, capture_output=True, timeout=300, cwd=Path(__file__).parents[1])
         runs.append(json.loads(out.read_text()))
     assert runs[0]["torch_cpu_capability"] == "AVX2"
-    assert runs[0]["env"]["MKL_CBWR"] == "AVX2,STRICT"
+    assert runs[0]["env"]["MKL_CBWR"] == "COMPATIBLE,STRICT"
+    assert runs[0]["optimizer"].startswith("AdamW(") and "fused=True" in runs[0]["optimizer"]
     assert len(runs[0]["losses"]) == 2 and runs[0]["losses"] == runs[1]["losses"]
-    assert runs[0]["weights_sha256"] == runs[1]["weights_sha256"]
+    assert len(runs[0]["grpo_losses"]) == 2 and runs[0]["grpo_losses"] == runs[1]["grpo_losses"]
+    for key in ("weights_sha256", "sampled_sha256", "grpo_weights_sha256"):
+        assert runs[0][key] == runs[1][key]
 
 
 def test_replicates_table_flags_verdicts_that_change_between_runs(tmp_path):

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Does the study give the same numbers on other x86 processors? Runs numerics_check (a few training
-# steps of the study's real policy, fingerprinted bit for bit) on this machine and under qemu-user
+# Does the study give the same numbers on other x86 processors? Runs numerics_check (a few SFT steps,
+# sampling and GRPO-loss steps of the study's real policy, fingerprinted bit for bit) on this machine and under qemu-user
 # emulating other processors, once with the study's pinned CPU kernels (numerics.py) and once with
 # each library's own choice (RADEVAL_CPU_KERNELS=native), and says which fingerprints agree.
 #
@@ -29,7 +29,7 @@ run() {  # name, kernels (pinned|native), launcher...
     "$PY" - "$OUT/$name-$kernels.json" "$name" "$kernels" <<'EOF'
 import json, sys
 r = json.load(open(sys.argv[1]))
-print(f"{sys.argv[2]:>12} {sys.argv[3]:>6}: weights {r['weights_sha256'][:16]}  torch {r['torch_cpu_capability']:>6}  last loss {float.fromhex(r['losses'][-1]):.10f}")
+print(f"{sys.argv[2]:>12} {sys.argv[3]:>6}: SFT weights {r['weights_sha256'][:16]}  samples {r['sampled_sha256'][:8]}  GRPO weights {r['grpo_weights_sha256'][:16]}  torch {r['torch_cpu_capability']:>6}  MKL_CBWR {r['env']['MKL_CBWR']}")
 EOF
 }
 
@@ -45,7 +45,8 @@ import json, pathlib, sys
 out = pathlib.Path(sys.argv[1])
 status = 0
 for kernels in ("pinned", "native"):
-    shas = {p.stem.rsplit("-", 1)[0]: json.loads(p.read_text())["weights_sha256"] for p in out.glob(f"*-{kernels}.json")}
+    keys = ("weights_sha256", "sampled_sha256", "grpo_weights_sha256")
+    shas = {p.stem.rsplit("-", 1)[0]: tuple(json.loads(p.read_text())[k] for k in keys) for p in out.glob(f"*-{kernels}.json")}
     same = len(set(shas.values())) == 1
     print(f"{kernels}: {'identical' if same else 'DIFFERENT'} across {', '.join(sorted(shas))}")
     if kernels == "pinned" and not same:

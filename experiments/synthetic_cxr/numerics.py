@@ -1,27 +1,32 @@
-"""Pin the CPU kernels the study's float math runs on, so a rerun on another Intel x86 machine gives
-the same numbers, and describe them for ``results/`` provenance.
+"""Pin the CPU kernels the study's float math runs on, so a rerun on another x86 machine, Intel or
+AMD, gives the same numbers, and describe them for ``results/`` provenance.
 
-Why: torch picks its CPU kernels by what the processor offers (AVX-512 here, AVX2 elsewhere) and MKL
-picks its GEMM code path and blocking by processor model too. Each choice sums in its own order, so the
+Why: torch picks its CPU kernels by what the processor offers (AVX-512 on one machine, AVX2 on
+another) and MKL picks its code path by processor vendor and model, for its GEMMs and for its vector
+math (torch's ``exp``, ``log``, ``sqrt``, ``erf`` … on tensors). Each choice rounds in its own way, so the
 same seeded run differs in the last bits from one machine to the next; SGD then amplifies those bits
 over a thousand SFT steps (a rerun of the study on a different Xeon than the one that made ``results/``
 matched the validation loss to 4 decimals for 75 steps, then drifted). Fixing the thread count (the
 study's ``threads``) makes a run repeat on one machine; these settings make it repeat across machines:
 
-* ``ATEN_CPU_CAPABILITY=avx2`` — torch's own vectorised kernels (reductions, softmax, norms) use
-  the AVX2 code path on every machine that has AVX2;
-* ``MKL_CBWR=AVX2,STRICT`` — MKL's conditional numerical reproducibility: the AVX2 branch on Intel
-  processors that support it, bit-for-bit (STRICT: independent of memory alignment too). Checked with
-  ``check_cross_cpu.sh``: an emulated Intel Haswell matches an AVX-512 Xeon; an emulated AMD EPYC does
-  not (MKL's AVX2 branch is Intel's), so AMD machines give their own numbers;
+* ``ATEN_CPU_CAPABILITY=avx2`` — torch's own vectorised kernels (reductions, softmax, norms, the fused
+  AdamW) use the AVX2 code path on every machine that has AVX2;
+* ``MKL_CBWR=COMPATIBLE,STRICT`` — MKL's conditional numerical reproducibility on its SSE2 branch
+  without the approximate ``rcpps``/``rsqrtps`` instructions, the one branch MKL documents for
+  non-Intel processors (STRICT: independent of memory alignment too). The AVX2 branch is not enough:
+  MKL does not take it on AMD, and there its GEMMs and vector ``exp``/``log`` differ from an Intel
+  machine's (``numerics_check``'s GRPO steps: an AMD EPYC, real or emulated, against an emulated
+  Intel Haswell). With COMPATIBLE a real AMD EPYC (Zen 3), an emulated EPYC-Rome and an emulated
+  Haswell give one fingerprint (``check_cross_cpu.sh``). MKL's vector ``sqrt`` still differs between
+  processors on this branch; the study never calls it (transformers' default optimizer is the fused
+  AdamW, whose square root is torch's own AVX2 kernel);
 * ``ONEDNN_MAX_CPU_ISA=AVX2`` — oneDNN (convolutions) capped at the same instruction set.
 
 They are environment variables the libraries read once, when torch loads, so ``pin_cpu_kernels`` must
 run before the first ``import torch`` of the process (the study calls it at import; worker processes
 inherit the environment). Each is a default: a variable already set in the environment wins (e.g.
-``ATEN_CPU_CAPABILITY=avx512``), ``RADEVAL_CPU_KERNELS=native`` leaves every library its own choice
-(faster on AVX-512 machines; the numbers then depend on the machine), and ``describe`` records what the
-run actually used.
+``MKL_CBWR=AUTO``), ``RADEVAL_CPU_KERNELS=native`` leaves every library its own choice (faster; the
+numbers then depend on the machine), and ``describe`` records what the run actually used.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from typing import Any
 
 PINNED = {
     "ATEN_CPU_CAPABILITY": "avx2",
-    "MKL_CBWR": "AVX2,STRICT",
+    "MKL_CBWR": "COMPATIBLE,STRICT",
     "ONEDNN_MAX_CPU_ISA": "AVX2",
 }
 
