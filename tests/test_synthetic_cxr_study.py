@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -118,7 +119,7 @@ def test_study_smoke_end_to_end(tmp_path):
     from experiments.synthetic_cxr import study
 
     out = tmp_path / "results"
-    rc = study.main(["--smoke", "--out", str(out), "--work", str(tmp_path / "work")])
+    rc = study.main(["--smoke", "--diagnostics", "--out", str(out), "--work", str(tmp_path / "work")])
     assert rc == 0
     res = json.loads((out / "results.json").read_text())
     assert res["seeds_ok"] == [0, 1]
@@ -144,10 +145,11 @@ def test_study_smoke_end_to_end(tmp_path):
     # the plateau log exists for every seed, with the step-0 evaluation
     assert all(v["val_f1"][0][0] == 0 for v in res["sft_plateau"].values())
     # SFT = anneal (4 steps) + hold (fraction 0.5: 2 steps at the hold lr); one history over both
-    # phases, and the hold's model is the checkpoint every arm starts from
+    # phases (the anneal evaluated every anneal_every = 4 steps, the hold every 2), and the hold's
+    # model is the checkpoint every arm starts from
     for v in res["sft_plateau"].values():
         assert (v["steps"], v["anneal_steps"], v["hold_steps"], v["hold_learning_rate"]) == (6, 4, 2, "3e-05")
-        assert [s for s, _ in v["val_f1"]] == [0, 2, 4, 6] and [s for s, _ in v["val_nll"]] == [0, 2, 4, 6]
+        assert [s for s, _ in v["val_f1"]] == [0, 4, 6] and [s for s, _ in v["val_nll"]] == [0, 4, 6]
     assert (
         study.checkpoint_dir(tmp_path / "work" / "runs" / "s0", "sft")
         == tmp_path / "work" / "runs" / "s0" / "sft-hold" / "final"
@@ -157,7 +159,8 @@ def test_study_smoke_end_to_end(tmp_path):
     assert set(res["probe"]["arms"]) == {"oracle", "text", "visual", "visual_l0", "grpo", "visual_l0_sft"}
     assert res["probe"]["arms"]["visual_l0"]["start_checkpoint"] == "text"
     assert res["probe"]["n_images"] == 4 and "probe set" in (out / "SUMMARY.md").read_text()
-    # --report-only rescores the work folder: the same numbers, the run's provenance and timings
+    # --report-only rescores the work folder: the same numbers (the run's arms, diagnostic ones
+    # included, without naming --diagnostics again), the run's provenance and timings
     out2 = tmp_path / "rescored"
     assert study.main(["--smoke", "--out", str(out2), "--work", str(tmp_path / "work"), "--report-only"]) == 0
     res2 = json.loads((out2 / "results.json").read_text())
@@ -325,3 +328,42 @@ def test_with_a_hold_the_plateau_rules_never_stop_the_anneal(tmp_path, monkeypat
 
     assert stopped_at(base) == 60  # flat from the start: met once the last fifth holds 3 points (step 50)
     assert stopped_at({**base, "hold": {"fraction": 0.25, "learning_rate": 3e-5}}) is None
+
+
+def test_diagnostic_arms_run_only_when_asked_and_the_anneal_is_evaluated_sparsely():
+    from experiments.synthetic_cxr import study
+
+    cfg = study.load_study(study.CONFIGS / "study.yaml")
+    assert list(study.with_diagnostics(cfg, False)["arms"]) == ["oracle", "text", "visual", "visual_l0", "grpo"]
+    assert "visual_l0_sft" in study.with_diagnostics(cfg, True)["arms"]
+    assert "visual_l0_sft" not in cfg["arms"]  # the loaded config itself is left as it was
+    assert study.anneal_every(cfg["sft"]) == 100 and cfg["sft"]["every"] == 25
+    no_hold = {k: v for k, v in cfg["sft"].items() if k != "hold"}
+    assert study.anneal_every(no_hold) == 25  # without a hold the anneal is judged: every step counts
+
+
+@pytest.mark.slow
+def test_sft_weights_do_not_depend_on_how_often_validation_runs(tmp_path):
+    """Validation is greedy and draws no random numbers, so a sparser schedule trains the same model
+    bit for bit (what lets the study evaluate its anneal every 100 steps instead of every 25)."""
+    pytest.importorskip("trl")
+    from experiments.synthetic_cxr import study
+    from experiments.synthetic_cxr.vlm import build_policy
+
+    cfg = study.load_study(study.CONFIGS / "smoke.yaml")
+    cases, _ = study.prepare_data(tmp_path / "work", cfg)
+    base = build_policy(tmp_path / "base", seed=0)
+    sft = {**cfg["sft"], "max_steps": 4, "every": 1}
+    finals, logs = [], []
+    for anneal in (1, 4):
+        run = tmp_path / f"every{anneal}"
+        final, log = study.train_sft(cases, "report_under", 0, run, base, {**sft, "anneal_every": anneal})
+        finals.append(final)
+        logs.append(log)
+    assert [s for s, _ in logs[0]["val_f1"]] == [0, 1, 2, 3, 4, 5, 6]
+    assert [s for s, _ in logs[1]["val_f1"]] == [0, 4, 5, 6]
+    assert dict(logs[1]["val_nll"]) == {s: v for s, v in logs[0]["val_nll"] if s in (0, 4, 5, 6)}
+    weights = [sorted(p.name for p in Path(f).glob("*.safetensors")) for f in finals]
+    assert weights[0] and weights[0] == weights[1]
+    for name in weights[0]:
+        assert (Path(finals[0]) / name).read_bytes() == (Path(finals[1]) / name).read_bytes(), name

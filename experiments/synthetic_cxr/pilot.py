@@ -63,7 +63,7 @@ def pilot_arm(args, study: dict) -> dict:
     from experiments.synthetic_cxr import pipeline, study_report
 
     pipeline.ensure_grounding_registered()
-    spec = dict(study["arms"][args.arm])
+    spec = dict(S.with_diagnostics(study, True)["arms"][args.arm])
     spec["steps"] = args.steps
     spec["overrides"] = [*spec.get("overrides", []), *args.set]
     if args.start:

@@ -129,6 +129,24 @@ def anneal_min_steps(sft: dict) -> int:
     return int(sft["max_steps"]) + 1 if sft.get("hold") else int(sft["min_steps"])
 
 
+def anneal_every(sft: dict) -> int:
+    """How often the anneal is evaluated: ``anneal_every`` with a hold, else ``every``.
+
+    With a hold nothing is decided during the anneal (:func:`anneal_min_steps`), so its validation is
+    only the learning curve and can be sparse; the hold, which the plateau rules judge, keeps
+    ``every``. Evaluation is greedy and uses no random numbers, so its schedule leaves training unchanged.
+    """
+    return int(sft.get("anneal_every", sft["every"])) if sft.get("hold") else int(sft["every"])
+
+
+def with_diagnostics(study: dict, on: bool) -> dict:
+    """The study with its ``diagnostic_arms`` run as arms (``--diagnostics``), or without them."""
+    arms = dict(study["arms"])
+    if on:
+        arms.update(study.get("diagnostic_arms") or {})
+    return {**study, "arms": arms}
+
+
 def train_sft(cases: Path, field_: str, seed: int, run: Path, base: Path, sft: dict) -> tuple[Path, dict]:
     """SFT with the plateau callback; returns (final dir, log with the validation history).
 
@@ -145,7 +163,7 @@ def train_sft(cases: Path, field_: str, seed: int, run: Path, base: Path, sft: d
 
     truth = oracle.load_truth(cases)
 
-    def phase(out: Path, extra: list[str], **cb_kw):
+    def phase(out: Path, extra: list[str], every: int, **cb_kw):
         ov = [*_common(cases, field_, seed, out), f"model.name_or_path={base}", *extra]
         # validation: the val split's complete reports; greedy
         val_cfg = load_config(
@@ -156,7 +174,7 @@ def train_sft(cases: Path, field_: str, seed: int, run: Path, base: Path, sft: d
             val_cfg,
             truth,
             out / "plateau.json",
-            every=sft["every"],
+            every=every,
             tol=sft["tol_points"],
             nll_tol=sft.get("nll_tol_relative"),
             **cb_kw,
@@ -165,7 +183,9 @@ def train_sft(cases: Path, field_: str, seed: int, run: Path, base: Path, sft: d
 
     t0, c0 = time.time(), _cpu_self()
     hold = sft.get("hold")
-    res, cb = phase(run / "sft", [f"train.max_steps={sft['max_steps']}"], min_steps=anneal_min_steps(sft))
+    res, cb = phase(
+        run / "sft", [f"train.max_steps={sft['max_steps']}"], anneal_every(sft), min_steps=anneal_min_steps(sft)
+    )
     anneal_steps, final = res.global_step, res.final_dir
     hold_steps = max(1, round(hold["fraction"] * anneal_steps)) if hold else 0
     if hold_steps:
@@ -177,6 +197,7 @@ def train_sft(cases: Path, field_: str, seed: int, run: Path, base: Path, sft: d
                 f"train.learning_rate={hold['learning_rate']}",
                 "train.lr_scheduler=constant",
             ],
+            int(sft["every"]),
             min_steps=anneal_steps + hold_steps + 1,  # the hold always runs to its end
             history=cb.history,
             nll=cb.nll,
@@ -376,6 +397,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", help="comma list overriding the config's seeds (partial runs)")
     ap.add_argument("--box-task", action="store_true", help="also the box-grounding task (outside the main budget)")
     ap.add_argument("--attention", action="store_true", help="also the attention/pointing-game analysis (ditto)")
+    ap.add_argument(
+        "--diagnostics", action="store_true", help="also the config's diagnostic_arms (outside the main budget)"
+    )
     ap.add_argument("--report-only", action="store_true", help="rescore an existing --work folder (no training)")
     args = ap.parse_args(argv)
     cfg_path = CONFIGS / "smoke.yaml" if args.smoke else args.config
@@ -385,6 +409,10 @@ def main(argv: list[str] | None = None) -> int:
     _threads(study.get("threads", 1))
     out = args.out.resolve()
     work = (args.work or out.parent / f"work-{out.name}").resolve()
+    state = work / "run_state.json"
+    if args.report_only and state.is_file():  # rescoring keeps the arms the run trained
+        args.diagnostics = args.diagnostics or "--diagnostics" in json.loads(state.read_text()).get("argv", [])
+    study = with_diagnostics(study, args.diagnostics)
     out.mkdir(parents=True, exist_ok=True)
     work.mkdir(parents=True, exist_ok=True)
     t_start, c_start = time.time(), _cpu_all()
@@ -398,7 +426,6 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.report_only:
         # a run cut short has no run_state.json: rescore the seeds that finished, and say so
-        state = work / "run_state.json"
         prev = (
             json.loads(state.read_text())
             if state.is_file()
