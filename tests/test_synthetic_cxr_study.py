@@ -367,3 +367,28 @@ def test_sft_weights_do_not_depend_on_how_often_validation_runs(tmp_path):
     assert weights[0] and weights[0] == weights[1]
     for name in weights[0]:
         assert (Path(finals[0]) / name).read_bytes() == (Path(finals[1]) / name).read_bytes(), name
+
+
+def test_compare_runs_matches_shared_numbers_and_lists_the_rest():
+    """Two runs agree on what both computed; validation steps and arms only one has are listed, not counted."""
+    from experiments.synthetic_cxr import compare_runs
+
+    def run(val_steps, arms, f1_text=40.0):
+        per = {"value": 1.0, "ci": [0, 2], "per_seed": [1.0]}
+        return {
+            "seeds_ok": [0],
+            "sft_plateau": {"0": {"steps": 1250, "val_f1": [[s, 10.0 + s] for s in val_steps], "val_nll": []}},
+            "preflight": {},
+            "training_reward": {"arms": {a: {k: per for k in ("start", "end", "rise")} for a in arms}},
+            "metrics": {
+                "micro_f1_5": {"systems": {"sft": per, "text": {**per, "per_seed": [f1_text]}}, "differences": {}}
+            },
+        }
+
+    dense, sparse = run(range(0, 1251, 25), ["text", "visual_l0_sft"]), run([0, 100, 1000, 1025, 1250], ["text"])
+    diffs, n, only = compare_runs.compare(dense, sparse)
+    assert diffs == [] and n == 5 + 1 + 1 + 3 + 2  # 5 shared val steps, SFT record, pre-flight, text curve, 2 F1s
+    assert "A: sft:val_f1 at some steps" in only and "A: train:visual_l0_sft:rise" in only
+    diffs, _, _ = compare_runs.compare(dense, run([0], ["text"], f1_text=41.0))
+    assert diffs == ["seed 0 micro_f1_5:text: 40.0 != 41.0"]
+    assert compare_runs.main(["a"]) == 2

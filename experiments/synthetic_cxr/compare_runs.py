@@ -7,6 +7,11 @@ training-reward curve summary (per-seed start/end/rise), the own-reward probe (p
 start/end/change) and every per-seed metric value, at the
 precision ``results.json`` prints (4 decimals). A rerun of a subset of seeds (``--seeds 0``)
 can therefore be checked against the full run: seeds are independent processes.
+
+Validation histories are compared at the steps both runs evaluated (a run may evaluate its SFT
+anneal more sparsely: the schedule does not change training). Numbers only one run has (an arm the
+other did not train, e.g. a diagnostic arm, and its comparisons) are listed as not compared, never
+counted as agreeing.
 """
 
 from __future__ import annotations
@@ -22,7 +27,11 @@ def per_seed_numbers(res: dict[str, Any]) -> dict[int, dict[str, Any]]:
     out: dict[int, dict[str, Any]] = {s: {} for s in seeds}
     timing = {"wall_s", "cpu_s"}  # machine-dependent, not results
     for s in seeds:
-        out[s]["sft"] = res["sft_plateau"].get(str(s))
+        sft = dict(res["sft_plateau"].get(str(s)) or {})
+        for curve in ("val_f1", "val_nll"):
+            for step, v in sft.pop(curve, None) or []:
+                out[s][f"sft:{curve}@{step}"] = v
+        out[s]["sft"] = sft
         pf = res["preflight"].get(str(s))
         out[s]["preflight"] = {k: v for k, v in pf.items() if k not in timing} if pf else pf
     for arm, t in res["training_reward"]["arms"].items():
@@ -42,17 +51,23 @@ def per_seed_numbers(res: dict[str, Any]) -> dict[int, dict[str, Any]]:
     return out
 
 
-def compare(a: dict, b: dict) -> list[str]:
+def compare(a: dict, b: dict) -> tuple[list[str], int, list[str]]:
+    """(differences, numbers compared, keys only one run has) over the seeds both ran."""
     pa, pb = per_seed_numbers(a), per_seed_numbers(b)
-    diffs = []
+    diffs, only = [], set()
+    n = 0
     common = sorted(set(pa) & set(pb))
     for s in common:
         for k in sorted(set(pa[s]) | set(pb[s])):
-            if pa[s].get(k) != pb[s].get(k):
-                diffs.append(f"seed {s} {k}: {pa[s].get(k)!r} != {pb[s].get(k)!r}")
+            if k not in pa[s] or k not in pb[s]:
+                only.add(("A" if k in pa[s] else "B") + ": " + (k.split("@")[0] + " at some steps" if "@" in k else k))
+                continue
+            n += 1
+            if pa[s][k] != pb[s][k]:
+                diffs.append(f"seed {s} {k}: {pa[s][k]!r} != {pb[s][k]!r}")
     if not common:
         diffs.append("no seed in common")
-    return diffs
+    return diffs, n, sorted(only)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,13 +76,14 @@ def main(argv: list[str] | None = None) -> int:
         print(__doc__)
         return 2
     a, b = (json.loads(Path(p).read_text(encoding="utf-8")) for p in args)
-    diffs = compare(a, b)
+    diffs, n, only = compare(a, b)
     common = sorted(set(a["seeds_ok"]) & set(b["seeds_ok"]))
+    if only:
+        print(f"not compared (in one run only; A = {args[0]}, B = {args[1]}): " + "; ".join(only))
     if diffs:
-        print(f"{len(diffs)} differences (seeds compared: {common}):")
+        print(f"{len(diffs)} differences among {n} per-seed numbers (seeds compared: {common}):")
         print("\n".join(diffs[:50]))
         return 1
-    n = sum(len(v) for s, v in per_seed_numbers(a).items() if s in common)
     print(f"identical: {n} per-seed numbers over seeds {common}")
     return 0
 
