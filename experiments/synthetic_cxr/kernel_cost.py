@@ -45,7 +45,7 @@ def _cpu() -> float:
     return t.user + t.system
 
 
-def child(work: Path, sft_steps: int, grpo_steps: int, expert_steps: int) -> dict:
+def child(work: Path, setting: str, sft_steps: int, grpo_steps: int, expert_steps: int) -> dict:
     """Time the three parts in this process (its kernel variables were set by the parent)."""
     from experiments.synthetic_cxr import data, expert, study
     from experiments.synthetic_cxr.vlm import build_policy
@@ -53,7 +53,7 @@ def child(work: Path, sft_steps: int, grpo_steps: int, expert_steps: int) -> dic
 
     study._threads(1)
     cases, exp_path = work / "data" / "cases.jsonl", work / "data" / "expert.jsonl"
-    run = Path(tempfile.mkdtemp(prefix="kernel-cost-"))
+    run = work / "runs" / setting  # inside the parent's temporary folder: removed with it
     out: dict = {"kernels": numerics.describe()}
     c0 = _cpu()
     expert.train_expert(data.read(exp_path, "train"), exp_path.parent, run / "expert", steps=expert_steps)
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
-        res = child(args.work, args.sft_steps, args.grpo_steps, args.expert_steps)
+        res = child(args.work, args.child, args.sft_steps, args.grpo_steps, args.expert_steps)
         (args.work / f"{args.child}.json").write_text(json.dumps(res, default=str))
         return 0
     names = args.settings.split(",")

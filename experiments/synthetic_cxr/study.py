@@ -410,8 +410,10 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out.resolve()
     work = (args.work or out.parent / f"work-{out.name}").resolve()
     state = work / "run_state.json"
-    if args.report_only and state.is_file():  # rescoring keeps the arms the run trained
-        args.diagnostics = args.diagnostics or "--diagnostics" in json.loads(state.read_text()).get("argv", [])
+    # --report-only: the run's saved state (a run cut short has none); rescoring keeps the arms it trained
+    saved = json.loads(state.read_text()) if args.report_only and state.is_file() else None
+    if saved:
+        args.diagnostics = args.diagnostics or "--diagnostics" in saved.get("argv", [])
     study = with_diagnostics(study, args.diagnostics)
     out.mkdir(parents=True, exist_ok=True)
     work.mkdir(parents=True, exist_ok=True)
@@ -426,16 +428,12 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.report_only:
         # a run cut short has no run_state.json: rescore the seeds that finished, and say so
-        prev = (
-            json.loads(state.read_text())
-            if state.is_file()
-            else {
-                "expert_info": {},
-                "expert_checks": {},
-                "timings": {"note": "run cut short; report-only"},
-                "argv": ["(report-only on a partial run)"],
-            }
-        )
+        prev = saved or {
+            "expert_info": {},
+            "expert_checks": {},
+            "timings": {"note": "run cut short; report-only"},
+            "argv": ["(report-only on a partial run)"],
+        }
         expert_info, expert_checks, timings = prev["expert_info"], prev["expert_checks"], dict(prev["timings"])
         from experiments.synthetic_cxr import study_report
 
@@ -492,7 +490,7 @@ def main(argv: list[str] | None = None) -> int:
     timings["total_wall_s_before_report"] = round(time.time() - t_start, 1)
     timings["total_cpu_s_before_report"] = round(_cpu_all() - c_start, 1)
     # what --report-only needs to rescore this work folder without training again
-    (work / "run_state.json").write_text(
+    state.write_text(
         json.dumps(
             {
                 "expert_info": expert_info,
