@@ -397,7 +397,8 @@ def test_compare_runs_matches_shared_numbers_and_lists_the_rest():
 @pytest.mark.slow
 @pytest.mark.skipif(not _has_avx2(), reason="the pins name x86 AVX2; this machine lacks it")
 def test_kernel_cost_times_the_study_steps_under_each_setting(tmp_path, capsys):
-    """The pin-cost benchmark runs the study's own expert, SFT and stage-text steps in a child per setting."""
+    """The pin-cost benchmark runs the study's own expert, SFT and stage-text steps in a child per setting
+    and says whether each setting trained the pinned run's very weights."""
     pytest.importorskip("trl")
     pytest.importorskip("open_clip")
     from experiments.synthetic_cxr import kernel_cost
@@ -405,11 +406,15 @@ def test_kernel_cost_times_the_study_steps_under_each_setting(tmp_path, capsys):
     out = tmp_path / "cost.json"
     args = ["--sft-steps", "1", "--grpo-steps", "1", "--expert-steps", "1", "--settings", "pinned,mkl-avx2"]
     assert kernel_cost.main([*args, "--out", str(out)]) == 0
-    rows = json.loads(out.read_text())["rows"]
+    record = json.loads(out.read_text())
+    rows = record["rows"]
+    assert record["argv"] == [*args, "--out", str(out)] and record["packages"]["torch"]
     assert rows["pinned"]["kernels"]["env"]["MKL_CBWR"] == "COMPATIBLE,STRICT"
     assert rows["mkl-avx2"]["kernels"]["env"]["MKL_CBWR"] == "AVX2,STRICT"
     assert all(r[f"{p}_cpu_s"] > 0 for r in rows.values() for p in ("expert", "sft", "grpo"))
-    assert "mkl-avx2 |" in capsys.readouterr().out
+    assert all(len(r["weights_sha256"]) == 64 for r in rows.values())
+    printed = capsys.readouterr().out
+    assert "mkl-avx2 |" in printed and "weights = pinned" in printed  # the pinned row against itself
     with pytest.raises(SystemExit) as exc:
         kernel_cost.main(["--settings", "avx512"])
     assert exc.value.code == 2

@@ -15,11 +15,15 @@ prints the CPU seconds of each part and their ratio to the study's pins. Setting
 The data are the study's generator at small sizes (256 training cases, 256 expert images), so the
 matrices have the study's shapes. CPU time is the process's own (user + system), counted around each
 part only, so start-up and model building are left out.
+Each child also fingerprints the weight files it wrote, so the table says which settings train the very
+same weights as the pinned one on this machine.
+``--out`` writes the table as JSON with the command, git commit and package versions.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import subprocess
@@ -67,7 +71,16 @@ def child(work: Path, setting: str, sft_steps: int, grpo_steps: int, expert_step
     c0 = _cpu()
     study.train_arm("text", spec, cases, "report_under", 0, run, base, res.final_dir, run / "expert")
     out["grpo_cpu_s"] = _cpu() - c0
+    out["weights_sha256"] = weights_fingerprint(run)
     return out
+
+
+def weights_fingerprint(run: Path) -> str:
+    """One SHA-256 over every weight file the child wrote (expert, SFT, stage text), names included."""
+    h = hashlib.sha256()
+    for f in sorted(run.rglob("*.safetensors")):
+        h.update(str(f.relative_to(run)).encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -95,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tmp)
         study.prepare_data(work, {"data": SIZES})
         for name in names:
-            env = {k: v for k, v in os.environ.items() if k not in (*numerics.PINNED, "RADEVAL_CPU_KERNELS")}
+            drop = (*numerics.PINNED, "RADEVAL_CPU_KERNELS")
+            env = {k: v for k, v in os.environ.items() if k not in drop}
             env.update(SETTINGS[name])
             t0 = time.time()
             cmd = [sys.executable, "-m", "experiments.synthetic_cxr.kernel_cost", "--child", name, "--work", str(work)]
@@ -115,9 +129,18 @@ def main(argv: list[str] | None = None) -> int:
         for part in ("expert", "sft", "grpo"):
             v = r[f"{part}_cpu_s"]
             cells.append(f"{v:7.1f}" + (f" ({v / ref[f'{part}_cpu_s']:.2f})" if ref else ""))
-        print(f"{name:>9} | " + " | ".join(cells) + f"   MKL_CBWR={r['kernels']['env'].get('MKL_CBWR')}")
+        same = "" if not ref else f"; weights {'=' if r['weights_sha256'] == ref['weights_sha256'] else '!='} pinned"
+        print(f"{name:>9} | " + " | ".join(cells) + f"   MKL_CBWR={r['kernels']['env'].get('MKL_CBWR')}{same}")
     if args.out:
-        args.out.write_text(json.dumps({"argv": argv or sys.argv[1:], "rows": rows}, indent=1, default=str) + "\n")
+        from experiments.synthetic_cxr import study_report
+
+        record = {
+            "argv": argv if argv is not None else sys.argv[1:],
+            "git_commit": study_report.git_output("rev-parse", "HEAD"),
+            "packages": study_report.package_versions(),
+            "rows": rows,
+        }
+        args.out.write_text(json.dumps(record, indent=1, default=str) + "\n")
     return 0
 
 

@@ -97,20 +97,25 @@ def _config_name(p: Path) -> str:
     return str(p.relative_to(HERE.parents[1])) if p.is_relative_to(HERE.parents[1]) else str(p)
 
 
-def provenance(cfg_path: Path, study: dict, argv: list[str]) -> dict[str, Any]:
+def package_versions() -> dict[str, str | None]:
+    """The installed versions of the packages the study's numbers depend on (None: not installed)."""
     from importlib.metadata import PackageNotFoundError, version
 
-    import torch
-
-    cfgs = [Path(cfg_path)] + sorted(
-        {HERE / "configs" / study["sft"]["config"]} | {HERE / "configs" / a["config"] for a in study["arms"].values()}
-    )
-    versions = {}
+    versions: dict[str, str | None] = {}
     for p in PACKAGES:
         try:
             versions[p] = version(p)
         except PackageNotFoundError:
             versions[p] = None
+    return versions
+
+
+def provenance(cfg_path: Path, study: dict, argv: list[str]) -> dict[str, Any]:
+    import torch
+
+    cfgs = [Path(cfg_path)] + sorted(
+        {HERE / "configs" / study["sft"]["config"]} | {HERE / "configs" / a["config"] for a in study["arms"].values()}
+    )
     status = git_output("status", "--porcelain", "--", str(HERE))
     dirty = None if status is None else _dirty_inputs(status)
     return {
@@ -122,7 +127,7 @@ def provenance(cfg_path: Path, study: dict, argv: list[str]) -> dict[str, Any]:
         "git_dirty_files": dirty,
         "python": sys.version.split()[0],
         "platform": platform.platform(),
-        "packages": versions,
+        "packages": package_versions(),
         "torch_threads": torch.get_num_threads(),
         "cpu": numerics.describe(),  # the processor and the kernels the float math ran on
         "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
