@@ -418,3 +418,23 @@ def test_kernel_cost_times_the_study_steps_under_each_setting(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         kernel_cost.main(["--settings", "avx512"])
     assert exc.value.code == 2
+
+
+def test_weights_fingerprint_covers_every_weight_file_and_its_name(tmp_path):
+    """kernel_cost's `weights = pinned` rests on this: equal folders agree, one changed byte or name does not."""
+    from experiments.synthetic_cxr.kernel_cost import weights_fingerprint
+
+    def folder(name: str, files: dict[str, bytes]) -> Path:
+        root = tmp_path / name
+        for rel, data in files.items():
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            (root / rel).write_bytes(data)
+        return root
+
+    files = {"sft/final/model.safetensors": b"abc", "text/final/adapter/adapter_model.safetensors": b"xyz"}
+    a = weights_fingerprint(folder("a", files))
+    assert a == weights_fingerprint(folder("b", {**files, "sft/final/notes.txt": b"not a weight file"}))
+    assert a != weights_fingerprint(folder("c", {**files, "sft/final/model.safetensors": b"abd"}))
+    renamed = {"oracle/final/model.safetensors": b"abc", "text/final/adapter/adapter_model.safetensors": b"xyz"}
+    assert a != weights_fingerprint(folder("d", renamed))
+    assert len(a) == 64
