@@ -44,11 +44,6 @@ SETTINGS = {
 SIZES = {"n_train": 256, "n_val": 8, "n_test": 8, "n_expert": 256, "omit": 0.6}
 
 
-def _cpu() -> float:
-    t = os.times()
-    return t.user + t.system
-
-
 def child(work: Path, setting: str, sft_steps: int, grpo_steps: int, expert_steps: int) -> dict:
     """Time the three parts in this process (its kernel variables were set by the parent)."""
     from experiments.synthetic_cxr import data, expert, study
@@ -59,18 +54,19 @@ def child(work: Path, setting: str, sft_steps: int, grpo_steps: int, expert_step
     cases, exp_path = work / "data" / "cases.jsonl", work / "data" / "expert.jsonl"
     run = work / "runs" / setting  # inside the parent's temporary folder: removed with it
     out: dict = {"kernels": numerics.describe()}
-    c0 = _cpu()
+    cpu = study._cpu_self  # this process's user + system seconds, as the study counts them
+    c0 = cpu()
     expert.train_expert(data.read(exp_path, "train"), exp_path.parent, run / "expert", steps=expert_steps)
-    out["expert_cpu_s"] = _cpu() - c0
+    out["expert_cpu_s"] = cpu() - c0
     base = build_policy(run / "base", seed=0)
     ov = [*study._common(cases, "report_under", 0, run / "sft"), f"model.name_or_path={base}"]
-    c0 = _cpu()
+    c0 = cpu()
     res = train("sft", study.CONFIGS / "sft.yaml", [*ov, f"train.max_steps={sft_steps}"])
-    out["sft_cpu_s"] = _cpu() - c0
+    out["sft_cpu_s"] = cpu() - c0
     spec = {"config": "text.yaml", "steps": grpo_steps}
-    c0 = _cpu()
+    c0 = cpu()
     study.train_arm("text", spec, cases, "report_under", 0, run, base, res.final_dir, run / "expert")
-    out["grpo_cpu_s"] = _cpu() - c0
+    out["grpo_cpu_s"] = cpu() - c0
     out["weights_sha256"] = weights_fingerprint(run)
     return out
 
@@ -107,10 +103,10 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         study.prepare_data(work, {"data": SIZES})
+        # each child starts from this environment without the kernel variables, plus its setting's
+        base_env = {k: v for k, v in os.environ.items() if k not in (*numerics.PINNED, "RADEVAL_CPU_KERNELS")}
         for name in names:
-            drop = (*numerics.PINNED, "RADEVAL_CPU_KERNELS")
-            env = {k: v for k, v in os.environ.items() if k not in drop}
-            env.update(SETTINGS[name])
+            env = {**base_env, **SETTINGS[name]}
             t0 = time.time()
             cmd = [sys.executable, "-m", "experiments.synthetic_cxr.kernel_cost", "--child", name, "--work", str(work)]
             cmd += [f"--sft-steps={args.sft_steps}", f"--grpo-steps={args.grpo_steps}"]
